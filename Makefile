@@ -1,0 +1,40 @@
+# Two commands set everything up on a fresh machine with Python 3.11: `make dev` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install dev test bench lint format clean-data
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[embedded,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# .env makes commands in a second terminal use the same development settings and embedded services.
+.env:
+	printf 'DEBUG=1\n' > .env
+
+dev: install .env
+	DEBUG=1 $(BIN)/python manage.py dev
+
+test: install
+	DEBUG=$${DEBUG:-1} $(BIN)/python -m pytest
+
+bench: install
+	DEBUG=$${DEBUG:-1} $(BIN)/python -m pytest bench -m bench -p no:randomly -s -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean-data:
+	rm -rf .data

@@ -1,0 +1,25 @@
+"""Tenant models: live in each initiative's own schema."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class Statement(models.Model):
+    """One statement of support. The personal data is a single encrypted blob (keys issue); nothing
+    personal is stored in the clear. The signing issue fills these rows."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # REQ-15: the Member State the statement counts for (the signatory's nationality).
+    country = models.CharField(max_length=2, db_index=True)
+    form_revision = models.CharField(max_length=32)
+    submitted_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    key_version = models.PositiveIntegerField()
+    # REQ-14: HMAC of the normalised identity under the initiative's index key; unique per initiative.
+    index_digest = models.BinaryField(max_length=32, unique=True)
+    sealed_personal_data = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"statement {self.id} ({self.country})"

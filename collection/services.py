@@ -1,0 +1,26 @@
+"""Writes in the current initiative's schema."""
+
+from __future__ import annotations
+
+from django.core.cache import cache
+from django.db import connection
+from django.utils import timezone
+
+from collection.selectors import COUNTS_CACHE_KEY, statement_counts_by_country
+
+
+def counts_refresh() -> dict[str, object]:
+    """Recompute the per-country counts from the table and publish them to the cache.
+
+    Counting never touches a shared counter row in the signing transaction: this periodic aggregate is
+    what pages and /api/counts.json read. The cache key is prefixed with the schema by django-tenants.
+    """
+    counts = statement_counts_by_country()
+    snapshot = {
+        "schema": connection.schema_name,
+        "total": sum(counts.values()),
+        "by_country": counts,
+        "counted_at": timezone.now().isoformat(),
+    }
+    cache.set(COUNTS_CACHE_KEY, snapshot, timeout=None)
+    return snapshot

@@ -1,0 +1,14 @@
+"""The Celery app. Built on tenant-schemas-celery: a task sent while the connection is on a tenant's
+schema carries that schema in its headers and runs in it on the worker."""
+
+from __future__ import annotations
+
+import os
+
+from tenant_schemas_celery.app import CeleryApp
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eci_platform.settings")
+
+app = CeleryApp("eci_platform")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["workers", "tenants", "collection", "exports"])

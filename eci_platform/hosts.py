@@ -1,0 +1,48 @@
+"""Host routing: the platform domain gets the operator console, `<slug>.<domain>` an initiative's site
+on that initiative's schema, anything else the 404 page. Replaces django-tenants' main middleware so
+that an unknown or not-yet-provisioned host is a plain 404, never a stack trace."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
+from django.template.loader import render_to_string
+
+from tenants.selectors import initiative_for_host
+
+
+def unknown_host_response(request: HttpRequest) -> HttpResponse:
+    return HttpResponseNotFound(render_to_string("unknown_host.html", request=None))
+
+
+class InitiativeHostMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        connection.set_schema_to_public()
+        try:
+            hostname = request.get_host().rsplit(":", 1)[0].lower().rstrip(".")
+        except DisallowedHost:
+            return unknown_host_response(request)
+
+        if hostname == settings.PLATFORM_DOMAIN:
+            request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
+            request.tenant = None  # type: ignore[attr-defined]
+            return self.get_response(request)
+
+        initiative = initiative_for_host(hostname)
+        if initiative is None:
+            return unknown_host_response(request)
+        initiative.domain_url = hostname
+        request.tenant = initiative  # type: ignore[attr-defined]
+        request.urlconf = settings.ROOT_URLCONF
+        connection.set_tenant(initiative)
+        try:
+            return self.get_response(request)
+        finally:
+            connection.set_schema_to_public()

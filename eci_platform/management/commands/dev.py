@@ -1,0 +1,109 @@
+"""The embedded development runner: migrate, seed the demo, run web, worker and beat together.
+
+Ctrl-C (or SIGTERM) stops every process it started, including the embedded PostgreSQL and Redis when
+this run started them.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from eci_platform import embedded
+from eci_platform.demo import demo_initiative_ensure, operator_account_ensure
+from tenants.services import platform_migrate
+from tenants.urls import initiative_site_url, platform_url
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Command(BaseCommand):
+    help = "Run the platform for development: web (gunicorn), Celery worker and beat, with a demo."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=int(settings.PUBLIC_URL_PORT or 8000))
+        parser.add_argument("--no-worker", action="store_true", help="Run the web server only.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG:
+            raise CommandError("The dev runner is for development: set DEBUG=1 (make dev does).")
+        port = options["port"]
+        if not _port_free(port):
+            raise CommandError(f"Port {port} on 127.0.0.1 is in use: stop what runs there or pass --port.")
+
+        self.stdout.write("Migrating the public, template and initiative schemas...")
+        platform_migrate()
+        credentials = operator_account_ensure()
+        demo = demo_initiative_ensure()
+
+        data = embedded.data_dir()
+        python = sys.executable
+        commands = {
+            "web": [python, "-m", "gunicorn", "eci_platform.wsgi", "--bind", f"127.0.0.1:{port}",
+                    "--workers", "2", "--threads", "4", "--reload", "--access-logfile", "-"],
+        }
+        if not options["no_worker"]:
+            commands["worker"] = [python, "-m", "celery", "-A", "eci_platform", "worker", "--loglevel", "INFO",
+                                  "--queues", "default,exports,keys,maintenance", "--concurrency", "2"]
+            commands["beat"] = [python, "-m", "celery", "-A", "eci_platform", "beat", "--loglevel", "INFO",
+                                "--schedule", str(data / "celerybeat-schedule")]
+        processes = {name: subprocess.Popen(command) for name, command in commands.items()}
+
+        self.stdout.write(self.style.SUCCESS("\nThe platform is starting:"))
+        self.stdout.write(f"  demo initiative:   {initiative_site_url(demo)}")
+        self.stdout.write(f"  operator console:  {platform_url('/operator/')}")
+        self.stdout.write(f"  operator login:    {credentials.username} / {credentials.password}")
+        self.stdout.write(f"  data folder:       {data}")
+        self.stdout.write("Press Ctrl-C to stop everything.\n")
+
+        stopping = False
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while not stopping:
+                exited = [name for name, process in processes.items() if process.poll() is not None]
+                if exited:
+                    self.stderr.write(f"{', '.join(exited)} stopped unexpectedly; stopping the rest.")
+                    break
+                time.sleep(0.5)
+        finally:
+            self._stop(processes)
+        if not stopping:
+            raise CommandError("A process of the platform exited; see its output above.")
+
+    def _stop(self, processes: dict[str, subprocess.Popen[bytes]]) -> None:
+        for process in processes.values():
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + 15
+        for process in processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if "redis" in embedded.started_here:
+            embedded.stop_redis()
+        if "postgres" in embedded.started_here:
+            embedded.stop_postgres()
+        self.stdout.write("Stopped.")

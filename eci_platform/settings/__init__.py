@@ -1,0 +1,8 @@
+"""Settings, one small module per concern; every value comes through `environment`."""
+
+from eci_platform.settings.celery import *  # noqa: F403
+from eci_platform.settings.core import *  # noqa: F403
+from eci_platform.settings.database import *  # noqa: F403
+from eci_platform.settings.environment import DEBUG  # noqa: F401
+from eci_platform.settings.redis import *  # noqa: F403
+from eci_platform.settings.tenancy import *  # noqa: F403

@@ -1,0 +1,117 @@
+"""Django core settings: apps, middleware, templates, security."""
+
+from __future__ import annotations
+
+from eci_platform.embedded import REPOSITORY_ROOT
+from eci_platform.settings.environment import DEBUG, env, optional, required
+
+BASE_DIR = REPOSITORY_ROOT
+SECRET_KEY = required("SECRET_KEY", dev_default="development-only-secret-key-not-for-production")
+PLATFORM_DOMAIN = required("PLATFORM_DOMAIN", dev_default="localhost").lower().strip(".")
+
+# The platform domain and every initiative's subdomain; anything else gets the 404 page.
+ALLOWED_HOSTS = [PLATFORM_DOMAIN, f".{PLATFORM_DOMAIN}"] + env.list("EXTRA_ALLOWED_HOSTS", default=[])
+
+SHARED_APPS = [
+    "django_tenants",
+    "tenants",
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.admin",
+    "django.contrib.staticfiles",
+]
+TENANT_APPS = [
+    "django.contrib.contenttypes",
+    "collection",
+    "exports",
+]
+# eci_platform is listed for its management commands (the `dev` runner); it has no models.
+INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS] + ["workers", "eci_platform"]
+
+MIDDLEWARE = [
+    # Probes answer before anything looks at the Host header or the database's tenant routing.
+    "eci_platform.health.HealthCheckMiddleware",
+    "eci_platform.hosts.InitiativeHostMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "eci_platform.urls_tenant"
+PUBLIC_SCHEMA_URLCONF = "eci_platform.urls_platform"
+WSGI_APPLICATION = "eci_platform.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+# The 24 official languages of the EU; the initiative pages are shown in one of them.
+LANGUAGE_CODE = "en"
+LANGUAGES = [
+    ("bg", "Български"), ("cs", "Čeština"), ("da", "Dansk"), ("de", "Deutsch"), ("el", "Ελληνικά"),
+    ("en", "English"), ("es", "Español"), ("et", "Eesti"), ("fi", "Suomi"), ("fr", "Français"),
+    ("ga", "Gaeilge"), ("hr", "Hrvatski"), ("hu", "Magyar"), ("it", "Italiano"), ("lt", "Lietuvių"),
+    ("lv", "Latviešu"), ("mt", "Malti"), ("nl", "Nederlands"), ("pl", "Polski"), ("pt", "Português"),
+    ("ro", "Română"), ("sk", "Slovenčina"), ("sl", "Slovenščina"), ("sv", "Svenska"),
+]
+TIME_ZONE = "Europe/Brussels"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGIN_URL = "/operator/login/"
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = int(optional("SECURE_HSTS_SECONDS", "31536000"))
+
+# The scheme and port under which initiative sites are reached, for links shown to people.
+PUBLIC_URL_SCHEME = optional("PUBLIC_URL_SCHEME", "http" if DEBUG else "https")
+PUBLIC_URL_PORT = optional("PUBLIC_URL_PORT", "8000" if DEBUG else "")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": optional("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

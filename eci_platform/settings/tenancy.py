@@ -1,0 +1,10 @@
+"""django-tenants: one schema per initiative, created by cloning a migrated template schema."""
+
+TENANT_MODEL = "tenants.Initiative"
+TENANT_DOMAIN_MODEL = "tenants.Domain"
+# New initiative schemas are cloned from this template (kept migrated by `migrate_platform`), so
+# onboarding never runs migrations and takes a fraction of a second.
+TENANT_BASE_SCHEMA = "tenant_template"
+TENANT_CREATION_FAKES_MIGRATIONS = True
+# Raise when code queries a tenant table while the connection is on the public schema.
+TENANT_TABLE_GUARD = True

@@ -1,0 +1,1 @@
+"""Export jobs live here (tenant app); built by the exports issue."""

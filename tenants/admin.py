@@ -1,0 +1,139 @@
+"""The operator console on the platform domain at /operator/: Django's admin, for operator staff only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+
+from tenants.forms import OnboardingForm
+from tenants.models import AuditEvent, Initiative, InitiativeState
+from tenants.services import OnboardingError, TransitionError, initiative_onboard, initiative_transition
+
+
+class OperatorSite(admin.AdminSite):
+    site_header = "ECI platform: operator console"
+    site_title = "Operator console"
+    index_title = "Initiatives and audit log"
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        user = request.user
+        return bool(user.is_active and user.is_staff)
+
+
+operator_site = OperatorSite(name="operator")
+
+
+def _transition_action(to_state: str, label: str) -> Any:
+    def action(modeladmin: InitiativeAdmin, request: HttpRequest, queryset: QuerySet[Initiative]) -> None:
+        for initiative in queryset:
+            try:
+                initiative_transition(initiative, to_state, actor=request.user.get_username(),
+                                      reason="operator console")
+            except TransitionError as error:
+                modeladmin.message_user(request, f"{initiative.slug}: {error}", messages.ERROR)
+            else:
+                modeladmin.message_user(request, f"{initiative.slug}: now {to_state}.", messages.SUCCESS)
+
+    action.__name__ = f"make_{to_state}"
+    action.short_description = label  # type: ignore[attr-defined]
+    return action
+
+
+@admin.register(Initiative, site=operator_site)
+class InitiativeAdmin(admin.ModelAdmin):
+    list_display = ("slug", "registration_number", "state", "primary_domain", "collection_start",
+                    "collection_end", "schema_name")
+    list_filter = ("state",)
+    search_fields = ("slug", "registration_number")
+    readonly_fields = ("slug", "schema_name", "registration_number", "registered_on", "state",
+                       "state_changed_at", "collection_start", "submitted_on", "withdrawn_on", "created_at")
+    fields = readonly_fields + ("registered_language", "languages", "title", "subject", "objectives",
+                                "register_url", "website_url", "contact_persons")
+    actions = [
+        _transition_action(InitiativeState.PAUSED, "Pause collection"),
+        _transition_action(InitiativeState.COLLECTING, "Resume or open collection"),
+        _transition_action(InitiativeState.CLOSED, "Close collection"),
+        _transition_action(InitiativeState.SUBMITTED, "Mark as submitted to the Commission"),
+        _transition_action(InitiativeState.WITHDRAWN, "Mark as withdrawn"),
+    ]
+
+    @admin.display(description="domain")
+    def primary_domain(self, initiative: Initiative) -> str:
+        domains = list(initiative.domains.all())
+        return ", ".join(domain.domain for domain in domains if domain.is_primary)
+
+    @admin.display(description="collection end")
+    def collection_end(self, initiative: Initiative) -> str:
+        return initiative.collection_end.isoformat()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Initiative]:
+        return super().get_queryset(request).prefetch_related("domains")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # initiatives end by the lifecycle and destruction, never by a row delete
+
+    def get_urls(self) -> list[URLPattern]:
+        onboard = path("onboard/", self.admin_site.admin_view(self.onboard_view), name="tenants_initiative_onboard")
+        return [onboard, *super().get_urls()]
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        return HttpResponseRedirect(reverse("operator:tenants_initiative_onboard"))
+
+    def onboard_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            return HttpResponse(status=403)
+        form = OnboardingForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                initiative = initiative_onboard(
+                    form.onboarding_request(), actor=request.user.get_username(), provision="worker"
+                )
+            except OnboardingError as error:
+                for field, field_messages in error.errors.items():
+                    for message in field_messages:
+                        form.add_error(field if field in form.fields else None, message)
+            else:
+                self.message_user(
+                    request,
+                    f"{initiative.slug} is being provisioned; it becomes visible when a worker has created "
+                    "its schema.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("operator:tenants_initiative_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Onboard an initiative",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        status = 400 if request.method == "POST" else 200
+        return TemplateResponse(request, "operator/onboard.html", context, status=status)
+
+
+@admin.register(AuditEvent, site=operator_site)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ("occurred_at", "actor", "action", "initiative_slug", "details")
+    list_filter = ("action",)
+    search_fields = ("initiative_slug", "actor", "action")
+    date_hierarchy = "occurred_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# Operator accounts are managed in the same console.
+operator_site.register(User, UserAdmin)
+operator_site.register(Group, GroupAdmin)

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+
+from tenants.services import OnboardingRequest
+
+
+class OnboardingForm(forms.Form):
+    slug = forms.CharField(max_length=63, help_text="Subdomain of the initiative's site.")
+    registration_number = forms.CharField(max_length=16, help_text="As on the register, e.g. ECI(2026)000001.")
+    title = forms.CharField(max_length=200)
+    registered_on = forms.DateField(help_text="YYYY-MM-DD")
+    collection_start = forms.DateField(help_text="YYYY-MM-DD, at most 6 months after registration.")
+    language = forms.ChoiceField(choices=settings.LANGUAGES, initial="en")
+    organiser_email = forms.EmailField(required=False, help_text="The first organiser's account.")
+
+    def onboarding_request(self) -> OnboardingRequest:
+        data = self.cleaned_data
+        return OnboardingRequest(
+            slug=data["slug"].strip().lower(),
+            registration_number=data["registration_number"].strip(),
+            title=data["title"],
+            registered_on=data["registered_on"],
+            collection_start=data["collection_start"],
+            language=data["language"],
+            organiser_email=data.get("organiser_email") or "",
+        )

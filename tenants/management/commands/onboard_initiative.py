@@ -1,0 +1,57 @@
+"""Onboard an initiative from the command line: rows, schema and domain in one transaction."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from tenants.management.commands._output import JsonCommand
+from tenants.services import COMMAND_LINE_ACTOR, OnboardingError, OnboardingRequest, initiative_onboard
+from tenants.urls import initiative_site_url
+
+
+def _date(value: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"'{value}' is not a date in the form YYYY-MM-DD.") from None
+
+
+class Command(JsonCommand):
+    help = "Onboard a registered initiative: its schema, domain and first organiser."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--slug", required=True, help="Subdomain of the initiative's site.")
+        parser.add_argument("--registration-number", required=True, help="e.g. ECI(2026)000001")
+        parser.add_argument("--title", required=True)
+        parser.add_argument("--registered-on", required=True, help="YYYY-MM-DD")
+        parser.add_argument("--collection-start", required=True, help="YYYY-MM-DD")
+        parser.add_argument("--language", default="en", help="The registered language (default en).")
+        parser.add_argument("--organiser-email", default="")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        request = OnboardingRequest(
+            slug=options["slug"].strip().lower(),
+            registration_number=options["registration_number"].strip(),
+            title=options["title"],
+            registered_on=_date(options["registered_on"]),
+            collection_start=_date(options["collection_start"]),
+            language=options["language"],
+            organiser_email=options["organiser_email"].strip(),
+        )
+        try:
+            initiative = initiative_onboard(request, actor=COMMAND_LINE_ACTOR, provision="now")
+        except OnboardingError as error:
+            raise CommandError(f"Onboarding refused. {error}") from None
+        domain = initiative.get_primary_domain()
+        result = {
+            "slug": initiative.slug,
+            "schema": initiative.schema_name,
+            "domain": domain.domain if domain else None,
+            "url": initiative_site_url(initiative),
+            "state": initiative.state,
+        }
+        self.emit(options, result, f"Onboarded {initiative.slug} ({initiative.state}) at {result['url']}")

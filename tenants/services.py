@@ -1,0 +1,353 @@
+"""Writes on initiatives: onboarding, provisioning, lifecycle. Every change is recorded in the audit log."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.core.validators import validate_email
+from django.db import connection, transaction
+from django.utils import timezone
+from django_tenants.utils import schema_exists
+
+from tenants.models import (
+    COLLECTION_PERIOD,
+    LATEST_START_AFTER_REGISTRATION,
+    AuditEvent,
+    Domain,
+    Initiative,
+    InitiativeState,
+    OrganiserMembership,
+)
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_ACTOR = "system"
+COMMAND_LINE_ACTOR = "command-line"
+
+REGISTRATION_NUMBER = re.compile(r"^ECI\((?P<year>\d{4})\)(?P<serial>\d{6})$")
+DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# Subdomains the platform keeps for itself or that would confuse citizens.
+RESERVED_SLUGS = frozenset(
+    {"www", "api", "admin", "operator", "static", "media", "mail", "smtp", "public", "status", "help",
+     "support", "login", "auth", "sso", "cdn", "assets", "docs"}
+)
+EU_LANGUAGES = frozenset(code for code, _name in settings.LANGUAGES)
+
+# The lifecycle, in one place: from each state, the states it may move to.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    InitiativeState.PROVISIONING: frozenset({InitiativeState.READY}),
+    InitiativeState.READY: frozenset({InitiativeState.COLLECTING, InitiativeState.WITHDRAWN}),
+    InitiativeState.COLLECTING: frozenset(
+        {InitiativeState.PAUSED, InitiativeState.CLOSED, InitiativeState.WITHDRAWN}
+    ),
+    InitiativeState.PAUSED: frozenset(
+        {InitiativeState.COLLECTING, InitiativeState.CLOSED, InitiativeState.WITHDRAWN}
+    ),
+    InitiativeState.CLOSED: frozenset(
+        {InitiativeState.SUBMITTED, InitiativeState.WITHDRAWN, InitiativeState.DESTROYED}
+    ),
+    InitiativeState.SUBMITTED: frozenset({InitiativeState.DESTROYED}),
+    InitiativeState.WITHDRAWN: frozenset({InitiativeState.DESTROYED}),
+    InitiativeState.DESTROYED: frozenset(),
+}
+
+
+class OnboardingError(Exception):
+    """Invalid onboarding input; `errors` maps each field to its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items()))
+
+
+class TransitionError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class OnboardingRequest:
+    slug: str
+    registration_number: str
+    title: str
+    registered_on: datetime.date
+    collection_start: datetime.date
+    language: str = "en"
+    organiser_email: str = ""
+
+
+def audit_record(
+    *, actor: str, action: str, initiative: Initiative | None = None, **details: object
+) -> AuditEvent:
+    """Append one row to the platform audit log. `details` hold ids and states, never personal data."""
+    return AuditEvent.objects.create(
+        actor=actor,
+        action=action,
+        initiative=initiative,
+        initiative_slug=initiative.slug if initiative else "",
+        details=details,
+    )
+
+
+def initiative_domain_name(slug: str) -> str:
+    return f"{slug}.{settings.PLATFORM_DOMAIN}"
+
+
+def _new_schema_name() -> str:
+    """Generated, never derived from user input: `i_` and 12 random hex digits."""
+    while True:
+        name = f"i_{secrets.token_hex(6)}"
+        if not Initiative.objects.filter(schema_name=name).exists():
+            return name
+
+
+def onboarding_errors(request: OnboardingRequest) -> dict[str, list[str]]:
+    """Everything wrong with an onboarding request, by field; empty when it is valid."""
+    errors: dict[str, list[str]] = {}
+
+    def add(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    slug = request.slug
+    if not DNS_LABEL.match(slug):
+        add("slug", "The slug must be a DNS label: 1 to 63 lower-case letters, digits or hyphens, "
+                    "not starting or ending with a hyphen.")
+    elif slug in RESERVED_SLUGS:
+        add("slug", f"The slug '{slug}' is reserved by the platform.")
+    elif len(initiative_domain_name(slug)) > 253:
+        add("slug", "The slug makes the host name longer than 253 characters.")
+    elif Initiative.objects.filter(slug=slug).exists():
+        add("slug", f"The slug '{slug}' is already taken.")
+
+    match = REGISTRATION_NUMBER.match(request.registration_number)
+    if not match:
+        add("registration_number", "A registration number looks like ECI(2026)000001.")
+    else:
+        if int(match["year"]) != request.registered_on.year:
+            add("registration_number", "The year in the registration number must be the year of registration.")
+        if Initiative.objects.filter(registration_number=request.registration_number).exists():
+            add("registration_number", f"{request.registration_number} is already onboarded.")
+
+    if not request.title.strip():
+        add("title", "The title is required.")
+    elif len(request.title) > 200:
+        add("title", "The title may be at most 200 characters long.")
+
+    if request.language not in EU_LANGUAGES:
+        add("language", "The registered language must be one of the 24 official EU languages.")
+
+    # REQ-05 and REQ-07: no collection before registration; start at most 6 months after it.
+    if request.collection_start < request.registered_on:
+        add("collection_start", "Collection cannot start before the registration date.")
+    elif request.collection_start > request.registered_on + LATEST_START_AFTER_REGISTRATION:
+        add("collection_start", "Collection must start no later than 6 months after registration.")
+    if request.registered_on > timezone.localdate():
+        add("registered_on", "The registration date cannot be in the future.")
+
+    if request.organiser_email:
+        try:
+            validate_email(request.organiser_email)
+        except ValidationError:
+            add("organiser_email", "Enter a valid e-mail address.")
+    return errors
+
+
+def initiative_onboard(
+    request: OnboardingRequest, *, actor: str, provision: Literal["now", "worker"]
+) -> Initiative:
+    """Create an initiative with its domain and first organiser, then provision its schema.
+
+    `provision="now"` (command line) clones the schema in the same transaction, so a failure leaves
+    nothing behind. `provision="worker"` (web console) commits the rows in the provisioning state, which
+    no host serves, and hands the schema to a worker: schema creation never runs inside a web request.
+    """
+    errors = onboarding_errors(request)
+    if errors:
+        raise OnboardingError(errors)
+
+    with transaction.atomic():
+        initiative = Initiative.objects.create(
+            schema_name=_new_schema_name(),
+            slug=request.slug,
+            registration_number=request.registration_number,
+            registered_on=request.registered_on,
+            registered_language=request.language,
+            languages=[request.language],
+            title={request.language: request.title.strip()},
+            collection_start=request.collection_start,
+            state=InitiativeState.PROVISIONING,
+        )
+        Domain.objects.create(domain=initiative_domain_name(request.slug), tenant=initiative, is_primary=True)
+        if request.organiser_email:
+            _organiser_add(initiative, request.organiser_email, actor=actor)
+        audit_record(
+            actor=actor,
+            action="initiative.onboarded",
+            initiative=initiative,
+            schema=initiative.schema_name,
+            registration_number=initiative.registration_number,
+            provisioning=provision,
+        )
+        if provision == "now":
+            _provision(initiative, actor=actor)
+        else:
+            from workers.tasks import provision_initiative
+
+            initiative_id = initiative.pk
+            transaction.on_commit(lambda: provision_initiative.delay(initiative_id))
+    initiative.refresh_from_db()
+    return initiative
+
+
+def _organiser_add(initiative: Initiative, email: str, *, actor: str) -> None:
+    user_model = get_user_model()
+    user, created = user_model.objects.get_or_create(
+        username=email.lower(), defaults={"email": email.lower()}
+    )
+    if created:
+        user.set_unusable_password()  # the organiser sets a password and a second factor on first sign-in
+        user.save(update_fields=["password"])
+    OrganiserMembership.objects.get_or_create(user=user, initiative=initiative)
+    audit_record(actor=actor, action="organiser.added", initiative=initiative, user_id=user.pk)
+
+
+def _provision(initiative: Initiative, *, actor: str) -> None:
+    """Clone the template schema for `initiative` and make it visible. Runs inside a transaction."""
+    initiative.create_schema(check_if_exists=False, verbosity=0)
+    initiative_transition(initiative, InitiativeState.READY, actor=actor)
+    # An initiative whose collection period has already begun opens at once.
+    if initiative.collection_start <= timezone.localdate() <= initiative.collection_end:
+        initiative_transition(initiative, InitiativeState.COLLECTING, actor=actor)
+
+
+def initiative_provision(initiative_id: int, *, actor: str = SYSTEM_ACTOR) -> Initiative | None:
+    """Worker side of onboarding. Idempotent: a repeated delivery finds the work done and does nothing.
+    On failure everything of the initiative is removed and the failure is audited."""
+    initiative = Initiative.objects.filter(pk=initiative_id).first()
+    if initiative is None or initiative.state != InitiativeState.PROVISIONING:
+        return initiative
+    try:
+        with transaction.atomic():
+            initiative = Initiative.objects.select_for_update().get(pk=initiative_id)
+            if initiative.state != InitiativeState.PROVISIONING:
+                return initiative
+            _provision(initiative, actor=actor)
+    except Exception as error:
+        connection.set_schema_to_public()
+        _onboarding_discard(initiative, actor=actor, reason=type(error).__name__)
+        raise
+    return initiative
+
+
+def _onboarding_discard(initiative: Initiative, *, actor: str, reason: str) -> None:
+    with transaction.atomic():
+        if schema_exists(initiative.schema_name):
+            with connection.cursor() as cursor:
+                cursor.execute(f'DROP SCHEMA "{initiative.schema_name}" CASCADE')
+        audit_record(
+            actor=actor, action="initiative.provisioning_failed", initiative=None,
+            slug=initiative.slug, schema=initiative.schema_name, reason=reason,
+        )
+        AuditEvent.objects.filter(initiative=initiative).update(initiative=None)
+        initiative.domains.all().delete()
+        initiative.organisers.all().delete()
+        Initiative.objects.filter(pk=initiative.pk).delete()
+
+
+def initiative_transition(
+    initiative: Initiative, to_state: str, *, actor: str, reason: str = ""
+) -> Initiative:
+    """Move an initiative along its lifecycle; the only place that changes `state`."""
+    to_state = InitiativeState(to_state)
+    with transaction.atomic():
+        current = Initiative.objects.select_for_update().get(pk=initiative.pk)
+        if to_state not in ALLOWED_TRANSITIONS[current.state]:
+            raise TransitionError(f"An initiative cannot go from {current.state} to {to_state}.")
+        today = timezone.localdate()
+        updates: dict[str, object] = {"state": to_state, "state_changed_at": timezone.now()}
+        if to_state == InitiativeState.COLLECTING and not (
+            current.collection_start <= today <= current.collection_end
+        ):
+            raise TransitionError("Collection can only run within the collection period (REQ-07, REQ-08).")
+        if to_state == InitiativeState.SUBMITTED:
+            updates["submitted_on"] = today
+        if to_state == InitiativeState.WITHDRAWN:
+            updates["withdrawn_on"] = today
+        Initiative.objects.filter(pk=current.pk).update(**updates)
+        audit_record(
+            actor=actor, action="initiative.state_changed", initiative=current,
+            from_state=str(current.state), to_state=str(to_state), reason=reason,
+        )
+    for field, value in updates.items():
+        setattr(initiative, field, value)
+    return initiative
+
+
+def initiatives_follow_calendar(*, today: datetime.date | None = None) -> dict[str, int]:
+    """Open initiatives whose collection period has begun and close those whose period has ended."""
+    today = today or timezone.localdate()
+    opened = closed = 0
+    for initiative in Initiative.objects.filter(state=InitiativeState.READY, collection_start__lte=today):
+        if today <= initiative.collection_end:
+            initiative_transition(initiative, InitiativeState.COLLECTING, actor=SYSTEM_ACTOR,
+                                  reason="collection period began")
+            opened += 1
+    for initiative in Initiative.objects.filter(
+        state__in=[InitiativeState.COLLECTING, InitiativeState.PAUSED],
+        collection_start__lte=today - COLLECTION_PERIOD,
+    ):
+        if initiative.collection_end < today:
+            initiative_transition(initiative, InitiativeState.CLOSED, actor=SYSTEM_ACTOR,
+                                  reason="collection period ended")
+            closed += 1
+    return {"opened": opened, "closed": closed}
+
+
+def template_schema_ensure(*, verbosity: int = 0) -> None:
+    """Create and migrate the template schema that new initiative schemas are cloned from."""
+    template = settings.TENANT_BASE_SCHEMA
+    connection.set_schema_to_public()
+    if not schema_exists(template):
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE SCHEMA "{template}"')
+    call_command("migrate_schemas", tenant=True, schema_name=template, interactive=False, verbosity=verbosity)
+    connection.set_schema_to_public()
+
+
+def platform_migrate(*, verbosity: int = 0) -> None:
+    """Migrate the public schema, the template and every initiative's schema."""
+    call_command("migrate_schemas", interactive=False, verbosity=verbosity)
+    template_schema_ensure(verbosity=verbosity)
+
+
+def initiative_register_texts_update(
+    initiative: Initiative,
+    *,
+    actor: str,
+    title: dict[str, str],
+    subject: dict[str, str],
+    objectives: dict[str, str],
+    register_url: str = "",
+) -> Initiative:
+    """Set the register's texts per language (REQ-10: they must match the Commission's register)."""
+    languages = sorted(set(title) | set(subject) | set(objectives))
+    unknown = [code for code in languages if code not in EU_LANGUAGES]
+    if unknown:
+        raise ValueError(f"Not official EU languages: {', '.join(unknown)}.")
+    if initiative.registered_language not in title:
+        raise ValueError("The title in the registered language is required.")
+    with transaction.atomic():
+        initiative.languages = languages
+        initiative.title, initiative.subject, initiative.objectives = title, subject, objectives
+        initiative.register_url = register_url
+        initiative.save(update_fields=["languages", "title", "subject", "objectives", "register_url"])
+        audit_record(actor=actor, action="initiative.texts_updated", initiative=initiative, languages=languages)
+    return initiative

@@ -1,0 +1,43 @@
+"""Celery tasks: thin interfaces that load by id and call one service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+
+from collection.services import counts_refresh
+from tenants.models import Initiative, InitiativeState
+from tenants.services import initiative_provision, initiatives_follow_calendar
+from workers.base import platform_task
+
+
+@platform_task("maintenance.provision_initiative")
+def provision_initiative(initiative_id: int) -> dict[str, Any]:
+    initiative = initiative_provision(initiative_id)
+    return {"initiative_id": initiative_id, "state": initiative.state if initiative else "gone"}
+
+
+@platform_task("maintenance.follow_calendar")
+def follow_calendar() -> dict[str, int]:
+    return initiatives_follow_calendar()
+
+
+@platform_task("default.refresh_counts")
+def refresh_counts() -> dict[str, Any]:
+    """Runs in the schema of the initiative it was sent from (tenant-schemas-celery headers)."""
+    return counts_refresh()
+
+
+@platform_task("default.refresh_all_counts")
+def refresh_all_counts() -> int:
+    """Fan out one `refresh_counts` per visible initiative, each sent from that initiative's schema."""
+    sent = 0
+    for initiative in Initiative.objects.filter(
+        state__in=[InitiativeState.COLLECTING, InitiativeState.PAUSED, InitiativeState.CLOSED]
+    ):
+        with initiative:
+            refresh_counts.delay()
+        sent += 1
+    connection.set_schema_to_public()
+    return sent
