@@ -248,10 +248,8 @@ def initiative_provision(initiative_id: int, *, actor: str = SYSTEM_ACTOR) -> In
 
 
 def _onboarding_discard(initiative: Initiative, *, actor: str, reason: str) -> None:
+    # The schema needs no cleanup: it was cloned inside the transaction that failed.
     with transaction.atomic():
-        if schema_exists(initiative.schema_name):
-            with connection.cursor() as cursor:
-                cursor.execute(f'DROP SCHEMA "{initiative.schema_name}" CASCADE')
         audit_record(
             actor=actor, action="initiative.provisioning_failed", initiative=None,
             slug=initiative.slug, schema=initiative.schema_name, reason=reason,

@@ -1,0 +1,72 @@
+"""Shared fixtures: one test database per run with the template schema, and two initiatives (alpha and
+beta) created once per run, each with its own schema and domain. Tests run against real PostgreSQL and
+Redis (embedded ones when DATABASE_URL / REDIS_URL are unset)."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from tenants.models import Initiative
+from tenants.services import OnboardingRequest, initiative_onboard, template_schema_ensure
+
+
+def onboarding_request(slug: str, serial: int, **overrides: object) -> OnboardingRequest:
+    today = timezone.localdate()
+    registered_on = today - datetime.timedelta(days=10)
+    fields: dict[str, object] = {
+        "slug": slug,
+        "registration_number": f"ECI({registered_on.year}){serial:06d}",
+        "title": f"Initiative {slug}",
+        "registered_on": registered_on,
+        "collection_start": today,
+        "language": "en",
+    }
+    fields.update(overrides)
+    return OnboardingRequest(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        template_schema_ensure()
+        for serial, slug in enumerate(["alpha", "beta"], start=900001):
+            initiative_onboard(onboarding_request(slug, serial), actor="test-setup", provision="now")
+    yield
+
+
+@pytest.fixture
+def alpha(db: None) -> Iterator[Initiative]:
+    yield Initiative.objects.get(slug="alpha")
+    connection.set_schema_to_public()
+
+
+@pytest.fixture
+def beta(db: None) -> Iterator[Initiative]:
+    yield Initiative.objects.get(slug="beta")
+    connection.set_schema_to_public()
+
+
+@pytest.fixture(autouse=True)
+def _public_schema_after_each_test() -> Iterator[None]:
+    yield
+    connection.set_schema_to_public()
+
+
+def host_of(initiative: Initiative) -> str:
+    return f"{initiative.slug}.{settings.PLATFORM_DOMAIN}"
+
+
+@pytest.fixture
+def platform_client() -> Client:
+    return Client(HTTP_HOST=settings.PLATFORM_DOMAIN)
+
+
+def client_for(initiative: Initiative) -> Client:
+    return Client(HTTP_HOST=host_of(initiative))

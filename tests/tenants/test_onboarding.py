@@ -1,0 +1,174 @@
+"""Onboarding: the service, the command, the worker path and bad input (REQ-05, REQ-07)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from io import StringIO
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.utils import timezone
+from django_tenants.utils import schema_exists
+
+from collection.models import Statement
+from tenants.models import AuditEvent, Domain, Initiative, InitiativeState, OrganiserMembership
+from tenants.services import OnboardingError, initiative_onboard, initiative_provision
+from tests.conftest import client_for, onboarding_request
+
+pytestmark = pytest.mark.django_db
+
+
+def _command(*args: str) -> dict[str, object]:
+    out = StringIO()
+    call_command("onboard_initiative", *args, "--json", stdout=out)
+    lines = out.getvalue().strip().splitlines()
+    assert len(lines) == 1, "--json prints exactly one JSON object"
+    result: dict[str, object] = json.loads(lines[0])
+    return result
+
+
+def _valid_args(slug: str = "gamma", number: str | None = None) -> list[str]:
+    today = timezone.localdate()
+    registered = today - datetime.timedelta(days=20)
+    return [
+        "--slug", slug,
+        "--registration-number", number or f"ECI({registered.year})000123",
+        "--title", "Gamma initiative",
+        "--registered-on", registered.isoformat(),
+        "--collection-start", today.isoformat(),
+        "--organiser-email", "Organiser@Example.org",
+    ]
+
+
+def test_command_onboards_an_initiative_with_its_own_schema_domain_and_audit_trail() -> None:
+    result = _command(*_valid_args())
+
+    initiative = Initiative.objects.get(slug="gamma")
+    assert result == {
+        "slug": "gamma",
+        "schema": initiative.schema_name,
+        "domain": f"gamma.{settings.PLATFORM_DOMAIN}",
+        "url": f"{settings.PUBLIC_URL_SCHEME}://gamma.{settings.PLATFORM_DOMAIN}"
+               + (f":{settings.PUBLIC_URL_PORT}" if settings.PUBLIC_URL_PORT else "") + "/",
+        "state": "collecting",
+    }
+    assert initiative.schema_name.startswith("i_") and len(initiative.schema_name) == 14
+    assert schema_exists(initiative.schema_name)
+    assert Domain.objects.get(tenant=initiative).is_primary
+    member = OrganiserMembership.objects.get(initiative=initiative)
+    assert member.user.username == "organiser@example.org"
+    assert not member.user.has_usable_password()
+    actions = list(AuditEvent.objects.filter(initiative=initiative).order_by("id").values_list("action", flat=True))
+    assert actions == ["organiser.added", "initiative.onboarded", "initiative.state_changed",
+                       "initiative.state_changed"]
+    # The new schema has the tenant tables, empty.
+    with initiative:
+        assert Statement.objects.count() == 0
+    # And its site answers on its own subdomain.
+    response = client_for(initiative).get("/")
+    assert response.status_code == 200
+    assert "Gamma initiative" in response.content.decode()
+
+
+def test_an_initiative_whose_start_is_in_the_future_is_ready_not_collecting() -> None:
+    today = timezone.localdate()
+    initiative = initiative_onboard(
+        onboarding_request("later", 5, collection_start=today + datetime.timedelta(days=30)),
+        actor="test", provision="now",
+    )
+    assert initiative.state == InitiativeState.READY
+
+
+def test_schema_name_never_comes_from_the_slug() -> None:
+    initiative = initiative_onboard(onboarding_request("x-public", 6), actor="t", provision="now")
+    assert "public" not in initiative.schema_name
+
+
+BAD_INPUT = [
+    ({"--slug": "Bad_Slug"}, "DNS label"),
+    ({"--slug": "-leading"}, "DNS label"),
+    ({"--slug": "a" * 64}, "DNS label"),
+    ({"--slug": "www"}, "reserved"),
+    ({"--slug": "alpha"}, "already taken"),
+    ({"--registration-number": "ECI-2026-1"}, "looks like ECI(2026)000001"),
+    ({"--registration-number": "ECI(1999)000001"}, "year of registration"),
+    ({"--title": "   "}, "title is required"),
+    ({"--collection-start": "1990-01-01"}, "before the registration date"),
+    ({"--collection-start": "2999-01-01"}, "6 months after registration"),
+    ({"--registered-on": "28/11/2026"}, "YYYY-MM-DD"),
+    ({"--organiser-email": "not-an-address"}, "valid e-mail"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), BAD_INPUT)
+def test_bad_input_is_refused_with_a_clear_message_and_leaves_nothing(
+    override: dict[str, str], message: str
+) -> None:
+    pairs = dict(zip(_valid_args(slug="delta")[::2], _valid_args(slug="delta")[1::2], strict=True))
+    pairs.update(override)
+    args = [f"{option}={value}" for option, value in pairs.items()]  # "=" lets a value start with "-"
+    initiatives, domains, events = Initiative.objects.count(), Domain.objects.count(), AuditEvent.objects.count()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM information_schema.schemata")
+        schemas = cursor.fetchone()[0]
+
+    with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call_command("onboard_initiative", *args, "--json", stdout=StringIO())
+
+    assert (Initiative.objects.count(), Domain.objects.count(), AuditEvent.objects.count()) == (
+        initiatives, domains, events)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM information_schema.schemata")
+        assert cursor.fetchone()[0] == schemas
+
+
+def test_taken_registration_number_is_refused() -> None:
+    alpha = Initiative.objects.get(slug="alpha")
+    with pytest.raises(OnboardingError) as refused:
+        initiative_onboard(
+            onboarding_request("epsilon", 1, registration_number=alpha.registration_number),
+            actor="t", provision="now",
+        )
+    assert "already onboarded" in " ".join(refused.value.errors["registration_number"])
+
+
+def test_worker_path_keeps_the_initiative_invisible_until_provisioned(
+    django_capture_on_commit_callbacks: pytest.FixtureRequest,
+) -> None:
+    with django_capture_on_commit_callbacks() as callbacks:  # type: ignore[operator]
+        initiative = initiative_onboard(onboarding_request("zeta", 7), actor="operator", provision="worker")
+    assert initiative.state == InitiativeState.PROVISIONING
+    assert not schema_exists(initiative.schema_name)
+    assert len(callbacks) == 1, "provisioning is handed to a worker after commit"
+    assert client_for(initiative).get("/").status_code == 404
+
+    initiative_provision(initiative.pk)  # what the worker runs
+    initiative.refresh_from_db()
+    assert initiative.state == InitiativeState.COLLECTING
+    assert schema_exists(initiative.schema_name)
+    assert client_for(initiative).get("/").status_code == 200
+    # A second delivery of the same message changes nothing.
+    initiative_provision(initiative.pk)
+    assert AuditEvent.objects.filter(initiative=initiative, action="initiative.state_changed").count() == 2
+
+
+def test_failed_provisioning_removes_everything_and_is_audited(
+    django_capture_on_commit_callbacks: pytest.FixtureRequest,
+) -> None:
+    with django_capture_on_commit_callbacks():  # type: ignore[operator]
+        initiative = initiative_onboard(onboarding_request("eta", 8), actor="operator", provision="worker")
+    # Something else took the schema name in the meantime: cloning must fail.
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE SCHEMA "{initiative.schema_name}"')
+
+    with pytest.raises(Exception, match="already exists"):
+        initiative_provision(initiative.pk)
+
+    assert not Initiative.objects.filter(slug="eta").exists()
+    assert not Domain.objects.filter(domain__startswith="eta.").exists()
+    failure = AuditEvent.objects.get(action="initiative.provisioning_failed")
+    assert failure.details["slug"] == "eta" and failure.details["reason"] == "ValidationError"
