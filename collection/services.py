@@ -8,6 +8,9 @@ from django.utils import timezone
 
 from collection.selectors import COUNTS_CACHE_KEY, statement_counts_by_country
 
+# Refreshed every minute by beat; a day of slack keeps a page showing the last count during an outage.
+COUNTS_TTL_SECONDS = 24 * 3600
+
 
 def counts_refresh() -> dict[str, object]:
     """Recompute the per-country counts from the table and publish them to the cache.
@@ -22,5 +25,5 @@ def counts_refresh() -> dict[str, object]:
         "by_country": counts,
         "counted_at": timezone.now().isoformat(),
     }
-    cache.set(COUNTS_CACHE_KEY, snapshot, timeout=None)
+    cache.set(COUNTS_CACHE_KEY, snapshot, timeout=COUNTS_TTL_SECONDS)
     return snapshot

@@ -33,12 +33,26 @@ def onboarding_request(slug: str, serial: int, **overrides: object) -> Onboardin
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup: None, django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
+def django_db_setup(
+    django_test_environment: None,
+    django_db_blocker: pytest.FixtureRequest,
+    django_db_keepdb: bool,
+    django_db_modify_db_settings: None,
+) -> Iterator[None]:
+    """The test database for every test that touches it, including the worker tests that commit (and
+    so are not marked django_db): pytest-django would create it only for marked tests."""
+    from django.test.utils import setup_databases, teardown_databases
+
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        databases = setup_databases(verbosity=0, interactive=False, aliases={"default"}, keepdb=django_db_keepdb)
         template_schema_ensure()
         for serial, slug in enumerate(["alpha", "beta"], start=900001):
-            initiative_onboard(onboarding_request(slug, serial), actor="test-setup", provision="now")
+            if not Initiative.objects.filter(slug=slug).exists():
+                initiative_onboard(onboarding_request(slug, serial), actor="test-setup", provision="now")
     yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock():  # type: ignore[attr-defined]
+            teardown_databases(databases, verbosity=0)
 
 
 @pytest.fixture

@@ -1,0 +1,64 @@
+"""Host routing, the unknown-host 404 and the health endpoints."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.test import Client, override_settings
+
+from tenants.models import Initiative, InitiativeState
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("host", [f"nobody.{'{domain}'}", "evil.example", "a.b.{domain}", "[::1]", "bad host"])
+def test_unknown_or_foreign_host_gets_the_404_page_without_a_trace(host: str) -> None:
+    response = Client(HTTP_HOST=host.format(domain=settings.PLATFORM_DOMAIN)).get("/")
+    assert response.status_code == 404
+    body = response.content.decode()
+    assert "no citizens' initiative at this address" in body
+    assert "Traceback" not in body and "DisallowedHost" not in body
+
+
+@override_settings(DEBUG=True)
+def test_unknown_host_is_a_404_page_even_in_debug() -> None:
+    response = Client(HTTP_HOST=f"missing.{settings.PLATFORM_DOMAIN}").get("/")
+    assert response.status_code == 404
+    assert "Traceback" not in response.content.decode()
+
+
+def test_provisioning_and_destroyed_initiatives_are_not_served(alpha: Initiative) -> None:
+    for state in (InitiativeState.PROVISIONING, InitiativeState.DESTROYED):
+        Initiative.objects.filter(pk=alpha.pk).update(state=state)
+        assert client_for(alpha).get("/").status_code == 404
+
+
+def test_platform_domain_serves_the_operator_console(platform_client: Client) -> None:
+    response = platform_client.get("/")
+    assert response.status_code == 302 and response["Location"] == "/operator/"
+    assert platform_client.get("/operator/login/").status_code == 200
+
+
+def test_initiative_host_does_not_serve_the_operator_console(alpha: Initiative) -> None:
+    assert client_for(alpha).get("/operator/login/").status_code == 404
+
+
+@pytest.mark.parametrize("host", ["anything.example", "demo.localhost:8000", "10.0.0.7:8080", ""])
+def test_health_endpoints_answer_on_any_host(host: str) -> None:
+    client = Client(HTTP_HOST=host) if host else Client()
+    live = client.get("/livez")
+    ready = client.get("/readyz")
+    assert live.status_code == 200 and live.json() == {"status": "ok"}
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
+
+
+def test_readyz_reports_a_dead_redis_with_503() -> None:
+    with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
+        response = Client().get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["postgres"] == "ok"
+    assert body["checks"]["redis"].startswith("failed: ")

@@ -1,0 +1,94 @@
+"""The public-schema guard and tenant isolation: tenant B cannot see or change tenant A's rows through
+the ORM, a Host header or a task."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from django.db import connection
+
+from collection.models import Statement
+from collection.services import counts_refresh
+from tenants.guard import PublicSchemaTenantTableError
+from tenants.models import Initiative
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def make_statement(country: str) -> Statement:
+    return Statement.objects.create(
+        country=country, form_revision="test", key_version=1,
+        index_digest=os.urandom(32), sealed_personal_data=os.urandom(64),
+    )
+
+
+def test_guard_raises_on_a_tenant_table_from_the_public_schema() -> None:
+    connection.set_schema_to_public()
+    with pytest.raises(PublicSchemaTenantTableError, match="collection_statement"):
+        Statement.objects.count()
+    with pytest.raises(PublicSchemaTenantTableError):
+        make_statement("AT")
+
+
+def test_guard_lets_shared_tables_through_on_public_and_tenant_tables_on_a_tenant(alpha: Initiative) -> None:
+    connection.set_schema_to_public()
+    assert Initiative.objects.filter(slug="alpha").exists()
+    with alpha:
+        assert Statement.objects.count() == 0
+
+
+def test_orm_rows_of_one_initiative_are_invisible_to_another(alpha: Initiative, beta: Initiative) -> None:
+    with alpha:
+        mine = make_statement("DE")
+    with beta:
+        assert Statement.objects.count() == 0
+        assert not Statement.objects.filter(pk=mine.pk).exists()
+        assert Statement.objects.filter(pk=mine.pk).update(country="FR") == 0
+        assert Statement.objects.filter(pk=mine.pk).delete()[0] == 0
+    with alpha:
+        assert Statement.objects.get(pk=mine.pk).country == "DE"
+
+
+def test_the_same_index_digest_may_exist_in_two_initiatives(alpha: Initiative, beta: Initiative) -> None:
+    digest = os.urandom(32)
+    for initiative in (alpha, beta):
+        with initiative:
+            Statement.objects.create(country="AT", form_revision="t", key_version=1, index_digest=digest,
+                                     sealed_personal_data=b"x")
+    with alpha:
+        assert Statement.objects.filter(index_digest=digest).count() == 1
+
+
+def test_a_host_header_only_reaches_its_own_initiative(alpha: Initiative, beta: Initiative) -> None:
+    with alpha:
+        for _ in range(3):
+            make_statement("AT")
+        counts_refresh()
+    with beta:
+        counts_refresh()
+
+    alpha_page = client_for(alpha).get("/").content.decode()
+    beta_page = client_for(beta).get("/").content.decode()
+    assert alpha.registration_number in alpha_page and beta.registration_number not in alpha_page
+    assert beta.registration_number in beta_page and alpha.registration_number not in beta_page
+    assert '<span class="count">3</span>' in alpha_page
+    assert '<span class="count">0</span>' in beta_page
+
+
+def test_counts_published_in_the_cache_are_kept_per_schema(alpha: Initiative, beta: Initiative) -> None:
+    with alpha:
+        make_statement("SE")
+        published_alpha = counts_refresh()
+    with beta:
+        published_beta = counts_refresh()
+    assert published_alpha["by_country"] == {"SE": 1} and published_alpha["schema"] == alpha.schema_name
+    assert published_beta["by_country"] == {} and published_beta["schema"] == beta.schema_name
+
+
+def test_statement_ids_are_random_uuids(alpha: Initiative) -> None:
+    with alpha:
+        statement = make_statement("PL")
+    assert isinstance(statement.pk, uuid.UUID) and statement.pk.version == 4
