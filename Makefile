@@ -30,7 +30,7 @@ bench: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy .
+	DEBUG=$${DEBUG:-1} $(BIN)/mypy .
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from django.core.cache import cache
-from django.db import connection
 from django.utils import timezone
 
 from collection.selectors import COUNTS_CACHE_KEY, statement_counts_by_country
+from tenants.db import connection
 
 # Refreshed every minute by beat; a day of slack keeps a page showing the last count during an outage.
 COUNTS_TTL_SECONDS = 24 * 3600

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,8 @@ class EmbeddedPostgres:
 
 def ensure_postgres() -> EmbeddedPostgres:
     """Start (or find) the embedded PostgreSQL and make sure the platform's database exists."""
+    # pgserver asks platformdirs for a runtime folder it does not need; its warning is only noise.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pgserver  # imported lazily: production images do not install the embedded extra
 
     folder = data_dir() / "postgres"
@@ -66,7 +69,8 @@ def ensure_postgres() -> EmbeddedPostgres:
         uri = urlparse(server.get_uri())
         socket_dir = parse_qs(uri.query)["host"][0]
         user = uri.username or "postgres"
-        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE_NAME}';")
+        # A constant name, not input: psql has no parameters here.
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE_NAME}';")  # noqa: S608
         if "(1 row)" not in exists:
             server.psql(f"CREATE DATABASE {EMBEDDED_DATABASE_NAME};")
     return EmbeddedPostgres(socket_dir=socket_dir, user=user, database=EMBEDDED_DATABASE_NAME)
@@ -86,9 +90,8 @@ def _postgres_running(folder: Path) -> bool:
 
 
 def stop_postgres() -> None:
-    from pgserver._commands import pg_ctl
-
     import pgserver
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
     folder = data_dir() / "postgres"
     if not (folder / "postmaster.pid").exists():
@@ -155,14 +158,22 @@ def _start_redis(folder: Path, port: int) -> None:
     subprocess.run(
         [
             binary,
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--daemonize", "yes",
-            "--dir", str(folder),
-            "--pidfile", str(folder / "redis.pid"),
-            "--logfile", str(folder / "redis.log"),
-            "--save", "60 1",
-            "--appendonly", "no",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--daemonize",
+            "yes",
+            "--dir",
+            str(folder),
+            "--pidfile",
+            str(folder / "redis.pid"),
+            "--logfile",
+            str(folder / "redis.log"),
+            "--save",
+            "60 1",
+            "--appendonly",
+            "no",
         ],
         check=True,
     )

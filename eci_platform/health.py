@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 import redis
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from tenants.db import connection
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class HealthCheckMiddleware:
             return JsonResponse({"status": "ok"})
         if path == READYZ_PATH:
             ready, report = readiness()
-            return JsonResponse({"status": "ok" if ready else "unavailable", "checks": report},
-                                status=200 if ready else 503)
+            return JsonResponse(
+                {"status": "ok" if ready else "unavailable", "checks": report}, status=200 if ready else 503
+            )
         return self.get_response(request)

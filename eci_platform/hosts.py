@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 from django.template.loader import render_to_string
 
+from tenants.db import connection
 from tenants.selectors import initiative_for_host
 
 
@@ -31,16 +31,16 @@ class InitiativeHostMiddleware:
             return unknown_host_response(request)
 
         if hostname == settings.PLATFORM_DOMAIN:
-            request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
-            request.tenant = None  # type: ignore[attr-defined]
+            request.urlconf = settings.PUBLIC_SCHEMA_URLCONF  # type: ignore[attr-defined]
+            request.tenant = connection.tenant  # type: ignore[attr-defined]  # the public schema (django-tenants templates read it)
             return self.get_response(request)
 
         initiative = initiative_for_host(hostname)
         if initiative is None:
             return unknown_host_response(request)
-        initiative.domain_url = hostname
+        initiative.domain_url = hostname  # type: ignore[assignment]
         request.tenant = initiative  # type: ignore[attr-defined]
-        request.urlconf = settings.ROOT_URLCONF
+        request.urlconf = settings.ROOT_URLCONF  # type: ignore[attr-defined]
         connection.set_tenant(initiative)
         try:
             return self.get_response(request)

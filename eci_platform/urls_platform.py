@@ -9,4 +9,3 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/operator/", permanent=False)),
     path("operator/", operator_site.urls),
 ]
-

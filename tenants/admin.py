@@ -34,8 +34,9 @@ def _transition_action(to_state: str, label: str) -> Any:
     def action(modeladmin: InitiativeAdmin, request: HttpRequest, queryset: QuerySet[Initiative]) -> None:
         for initiative in queryset:
             try:
-                initiative_transition(initiative, to_state, actor=request.user.get_username(),
-                                      reason="operator console")
+                initiative_transition(
+                    initiative, to_state, actor=request.user.get_username(), reason="operator console"
+                )
             except TransitionError as error:
                 modeladmin.message_user(request, f"{initiative.slug}: {error}", messages.ERROR)
             else:
@@ -48,14 +49,40 @@ def _transition_action(to_state: str, label: str) -> Any:
 
 @admin.register(Initiative, site=operator_site)
 class InitiativeAdmin(admin.ModelAdmin):
-    list_display = ("slug", "registration_number", "state", "primary_domain", "collection_start",
-                    "collection_end", "schema_name")
+    list_display = (
+        "slug",
+        "registration_number",
+        "state",
+        "primary_domain",
+        "collection_start",
+        "collection_end",
+        "schema_name",
+    )
     list_filter = ("state",)
     search_fields = ("slug", "registration_number")
-    readonly_fields = ("slug", "schema_name", "registration_number", "registered_on", "state",
-                       "state_changed_at", "collection_start", "submitted_on", "withdrawn_on", "created_at")
-    fields = readonly_fields + ("registered_language", "languages", "title", "subject", "objectives",
-                                "register_url", "website_url", "contact_persons")
+    readonly_fields = (
+        "slug",
+        "schema_name",
+        "registration_number",
+        "registered_on",
+        "state",
+        "state_changed_at",
+        "collection_start",
+        "submitted_on",
+        "withdrawn_on",
+        "created_at",
+    )
+    fields = (
+        *readonly_fields,
+        "registered_language",
+        "languages",
+        "title",
+        "subject",
+        "objectives",
+        "register_url",
+        "website_url",
+        "contact_persons",
+    )
     actions = [
         _transition_action(InitiativeState.PAUSED, "Pause collection"),
         _transition_action(InitiativeState.COLLECTING, "Resume or open collection"),
@@ -80,7 +107,9 @@ class InitiativeAdmin(admin.ModelAdmin):
         return False  # initiatives end by the lifecycle and destruction, never by a row delete
 
     def get_urls(self) -> list[URLPattern]:
-        onboard = path("onboard/", self.admin_site.admin_view(self.onboard_view), name="tenants_initiative_onboard")
+        onboard = path(
+            "onboard/", self.admin_site.admin_view(self.onboard_view), name="tenants_initiative_onboard"
+        )
         return [onboard, *super().get_urls()]
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:

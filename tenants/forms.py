@@ -8,7 +8,9 @@ from tenants.services import OnboardingRequest
 
 class OnboardingForm(forms.Form):
     slug = forms.CharField(max_length=63, help_text="Subdomain of the initiative's site.")
-    registration_number = forms.CharField(max_length=16, help_text="As on the register, e.g. ECI(2026)000001.")
+    registration_number = forms.CharField(
+        max_length=16, help_text="As on the register, e.g. ECI(2026)000001."
+    )
     title = forms.CharField(max_length=200)
     registered_on = forms.DateField(help_text="YYYY-MM-DD")
     collection_start = forms.DateField(help_text="YYYY-MM-DD, at most 6 months after registration.")

@@ -63,7 +63,9 @@ class Initiative(TenantMixin):
     contact_persons = models.JSONField(default=list, blank=True)
 
     collection_start = models.DateField()
-    state = models.CharField(max_length=16, choices=InitiativeState.choices, default=InitiativeState.PROVISIONING)
+    state = models.CharField(
+        max_length=16, choices=InitiativeState.choices, default=InitiativeState.PROVISIONING
+    )
     state_changed_at = models.DateTimeField(auto_now_add=True)
     submitted_on = models.DateField(null=True, blank=True)
     withdrawn_on = models.DateField(null=True, blank=True)
@@ -103,6 +105,9 @@ class OrganiserMembership(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "initiative"], name="one_membership_per_user")]
+
+    def __str__(self) -> str:
+        return f"organiser {self.user_id} of {self.initiative_id}"
 
 
 class AuditEvent(models.Model):

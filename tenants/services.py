@@ -14,10 +14,11 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.validators import validate_email
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_exists
 
+from tenants.db import connection
 from tenants.models import (
     COLLECTION_PERIOD,
     LATEST_START_AFTER_REGISTRATION,
@@ -37,8 +38,26 @@ REGISTRATION_NUMBER = re.compile(r"^ECI\((?P<year>\d{4})\)(?P<serial>\d{6})$")
 DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # Subdomains the platform keeps for itself or that would confuse citizens.
 RESERVED_SLUGS = frozenset(
-    {"www", "api", "admin", "operator", "static", "media", "mail", "smtp", "public", "status", "help",
-     "support", "login", "auth", "sso", "cdn", "assets", "docs"}
+    {
+        "www",
+        "api",
+        "admin",
+        "operator",
+        "static",
+        "media",
+        "mail",
+        "smtp",
+        "public",
+        "status",
+        "help",
+        "support",
+        "login",
+        "auth",
+        "sso",
+        "cdn",
+        "assets",
+        "docs",
+    }
 )
 EU_LANGUAGES = frozenset(code for code, _name in settings.LANGUAGES)
 
@@ -118,8 +137,11 @@ def onboarding_errors(request: OnboardingRequest) -> dict[str, list[str]]:
 
     slug = request.slug
     if not DNS_LABEL.match(slug):
-        add("slug", "The slug must be a DNS label: 1 to 63 lower-case letters, digits or hyphens, "
-                    "not starting or ending with a hyphen.")
+        add(
+            "slug",
+            "The slug must be a DNS label: 1 to 63 lower-case letters, digits or hyphens, "
+            "not starting or ending with a hyphen.",
+        )
     elif slug in RESERVED_SLUGS:
         add("slug", f"The slug '{slug}' is reserved by the platform.")
     elif len(initiative_domain_name(slug)) > 253:
@@ -132,7 +154,9 @@ def onboarding_errors(request: OnboardingRequest) -> dict[str, list[str]]:
         add("registration_number", "A registration number looks like ECI(2026)000001.")
     else:
         if int(match["year"]) != request.registered_on.year:
-            add("registration_number", "The year in the registration number must be the year of registration.")
+            add(
+                "registration_number", "The year in the registration number must be the year of registration."
+            )
         if Initiative.objects.filter(registration_number=request.registration_number).exists():
             add("registration_number", f"{request.registration_number} is already onboarded.")
 
@@ -251,8 +275,12 @@ def _onboarding_discard(initiative: Initiative, *, actor: str, reason: str) -> N
     # The schema needs no cleanup: it was cloned inside the transaction that failed.
     with transaction.atomic():
         audit_record(
-            actor=actor, action="initiative.provisioning_failed", initiative=None,
-            slug=initiative.slug, schema=initiative.schema_name, reason=reason,
+            actor=actor,
+            action="initiative.provisioning_failed",
+            initiative=None,
+            slug=initiative.slug,
+            schema=initiative.schema_name,
+            reason=reason,
         )
         AuditEvent.objects.filter(initiative=initiative).update(initiative=None)
         initiative.domains.all().delete()
@@ -281,8 +309,12 @@ def initiative_transition(
             updates["withdrawn_on"] = today
         Initiative.objects.filter(pk=current.pk).update(**updates)
         audit_record(
-            actor=actor, action="initiative.state_changed", initiative=current,
-            from_state=str(current.state), to_state=str(to_state), reason=reason,
+            actor=actor,
+            action="initiative.state_changed",
+            initiative=current,
+            from_state=str(current.state),
+            to_state=str(to_state),
+            reason=reason,
         )
     for field, value in updates.items():
         setattr(initiative, field, value)
@@ -295,16 +327,18 @@ def initiatives_follow_calendar(*, today: datetime.date | None = None) -> dict[s
     opened = closed = 0
     for initiative in Initiative.objects.filter(state=InitiativeState.READY, collection_start__lte=today):
         if today <= initiative.collection_end:
-            initiative_transition(initiative, InitiativeState.COLLECTING, actor=SYSTEM_ACTOR,
-                                  reason="collection period began")
+            initiative_transition(
+                initiative, InitiativeState.COLLECTING, actor=SYSTEM_ACTOR, reason="collection period began"
+            )
             opened += 1
     for initiative in Initiative.objects.filter(
         state__in=[InitiativeState.COLLECTING, InitiativeState.PAUSED],
         collection_start__lte=today - COLLECTION_PERIOD,
     ):
         if initiative.collection_end < today:
-            initiative_transition(initiative, InitiativeState.CLOSED, actor=SYSTEM_ACTOR,
-                                  reason="collection period ended")
+            initiative_transition(
+                initiative, InitiativeState.CLOSED, actor=SYSTEM_ACTOR, reason="collection period ended"
+            )
             closed += 1
     return {"opened": opened, "closed": closed}
 
@@ -347,5 +381,7 @@ def initiative_register_texts_update(
         initiative.title, initiative.subject, initiative.objectives = title, subject, objectives
         initiative.register_url = register_url
         initiative.save(update_fields=["languages", "title", "subject", "objectives", "register_url"])
-        audit_record(actor=actor, action="initiative.texts_updated", initiative=initiative, languages=languages)
+        audit_record(
+            actor=actor, action="initiative.texts_updated", initiative=initiative, languages=languages
+        )
     return initiative

@@ -9,10 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
+from pytest_django.plugin import DjangoDbBlocker
 
+from tenants.db import connection
 from tenants.models import Initiative
 from tenants.services import OnboardingRequest, initiative_onboard, template_schema_ensure
 
@@ -35,7 +36,7 @@ def onboarding_request(slug: str, serial: int, **overrides: object) -> Onboardin
 @pytest.fixture(scope="session")
 def django_db_setup(
     django_test_environment: None,
-    django_db_blocker: pytest.FixtureRequest,
+    django_db_blocker: DjangoDbBlocker,
     django_db_keepdb: bool,
     django_db_modify_db_settings: None,
 ) -> Iterator[None]:
@@ -43,15 +44,20 @@ def django_db_setup(
     so are not marked django_db): pytest-django would create it only for marked tests."""
     from django.test.utils import setup_databases, teardown_databases
 
-    with django_db_blocker.unblock():  # type: ignore[attr-defined]
-        databases = setup_databases(verbosity=0, interactive=False, aliases={"default"}, keepdb=django_db_keepdb)
+    with django_db_blocker.unblock():
+        databases = setup_databases(
+            verbosity=0,
+            interactive=False,
+            aliases={"default"},  # type: ignore[arg-type]  # any container of aliases works
+            keepdb=django_db_keepdb,
+        )
         template_schema_ensure()
         for serial, slug in enumerate(["alpha", "beta"], start=900001):
             if not Initiative.objects.filter(slug=slug).exists():
                 initiative_onboard(onboarding_request(slug, serial), actor="test-setup", provision="now")
     yield
     if not django_db_keepdb:
-        with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        with django_db_blocker.unblock():
             teardown_databases(databases, verbosity=0)
 
 

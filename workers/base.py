@@ -47,7 +47,7 @@ def _check_ids_only(args: Any, kwargs: Any) -> None:
             raise TaskArgumentError("Task string arguments must be short ids.")
 
 
-class PlatformTask(TenantTask):  # type: ignore[misc]
+class PlatformTask(TenantTask):
     abstract = True
     autoretry_for = TRANSIENT_ERRORS
     retry_backoff = 2
@@ -69,4 +69,4 @@ def platform_task(name: str, **options: Any) -> Callable[[F], Any]:
     queue = name.split(".", 1)[0]
     if queue not in ("default", "exports", "keys", "maintenance"):
         raise ValueError(f"Task name {name!r} must start with its queue.")
-    return app.task(name=name, base=PlatformTask, bind=False, **options)  # type: ignore[no-any-return]
+    return app.task(name=name, base=PlatformTask, bind=False, **options)

@@ -7,6 +7,8 @@ from typing import Any
 QUEUES = ("default", "exports", "keys", "maintenance")
 
 
-def route_by_name_prefix(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> dict[str, str]:
+def route_by_name_prefix(
+    name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any
+) -> dict[str, str]:
     prefix = name.split(".", 1)[0]
     return {"queue": prefix if prefix in QUEUES else "default"}

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
-
 from collection.services import counts_refresh
+from tenants.db import connection
 from tenants.models import Initiative, InitiativeState
 from tenants.services import initiative_provision, initiatives_follow_calendar
 from workers.base import platform_task

@@ -10,7 +10,7 @@ SECRET_KEY = required("SECRET_KEY", dev_default="development-only-secret-key-not
 PLATFORM_DOMAIN = required("PLATFORM_DOMAIN", dev_default="localhost").lower().strip(".")
 
 # The platform domain and every initiative's subdomain; anything else gets the 404 page.
-ALLOWED_HOSTS = [PLATFORM_DOMAIN, f".{PLATFORM_DOMAIN}"] + env.list("EXTRA_ALLOWED_HOSTS", default=[])
+ALLOWED_HOSTS = [PLATFORM_DOMAIN, f".{PLATFORM_DOMAIN}", *env.list("EXTRA_ALLOWED_HOSTS", default=[])]
 
 SHARED_APPS = [
     "django_tenants",
@@ -28,7 +28,9 @@ TENANT_APPS = [
     "exports",
 ]
 # eci_platform is listed for its management commands (the `dev` runner); it has no models.
-INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS] + ["workers", "eci_platform"]
+INSTALLED_APPS = (
+    list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS] + ["workers", "eci_platform"]
+)
 
 MIDDLEWARE = [
     # Probes answer before anything looks at the Host header or the database's tenant routing.
@@ -73,11 +75,30 @@ AUTH_PASSWORD_VALIDATORS = [
 # The 24 official languages of the EU; the initiative pages are shown in one of them.
 LANGUAGE_CODE = "en"
 LANGUAGES = [
-    ("bg", "Български"), ("cs", "Čeština"), ("da", "Dansk"), ("de", "Deutsch"), ("el", "Ελληνικά"),
-    ("en", "English"), ("es", "Español"), ("et", "Eesti"), ("fi", "Suomi"), ("fr", "Français"),
-    ("ga", "Gaeilge"), ("hr", "Hrvatski"), ("hu", "Magyar"), ("it", "Italiano"), ("lt", "Lietuvių"),
-    ("lv", "Latviešu"), ("mt", "Malti"), ("nl", "Nederlands"), ("pl", "Polski"), ("pt", "Português"),
-    ("ro", "Română"), ("sk", "Slovenčina"), ("sl", "Slovenščina"), ("sv", "Svenska"),
+    ("bg", "Български"),
+    ("cs", "Čeština"),
+    ("da", "Dansk"),
+    ("de", "Deutsch"),
+    ("el", "Ελληνικά"),
+    ("en", "English"),
+    ("es", "Español"),
+    ("et", "Eesti"),
+    ("fi", "Suomi"),
+    ("fr", "Français"),
+    ("ga", "Gaeilge"),
+    ("hr", "Hrvatski"),
+    ("hu", "Magyar"),
+    ("it", "Italiano"),
+    ("lt", "Lietuvių"),
+    ("lv", "Latviešu"),
+    ("mt", "Malti"),
+    ("nl", "Nederlands"),
+    ("pl", "Polski"),
+    ("pt", "Português"),
+    ("ro", "Română"),
+    ("sk", "Slovenčina"),
+    ("sl", "Slovenščina"),
+    ("sv", "Svenska"),
 ]
 TIME_ZONE = "Europe/Brussels"
 USE_I18N = True

@@ -8,7 +8,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,69 +16,160 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Initiative',
+            name="Initiative",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('schema_name', models.CharField(db_index=True, max_length=63, unique=True, validators=[django_tenants.postgresql_backend.base._check_schema_name])),
-                ('slug', models.SlugField(help_text="The subdomain of the initiative's site.", max_length=63, unique=True)),
-                ('registration_number', models.CharField(max_length=16, unique=True)),
-                ('registered_on', models.DateField()),
-                ('registered_language', models.CharField(default='en', max_length=2)),
-                ('languages', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=2), default=list, size=None)),
-                ('title', models.JSONField(default=dict)),
-                ('subject', models.JSONField(blank=True, default=dict)),
-                ('objectives', models.JSONField(blank=True, default=dict)),
-                ('register_url', models.URLField(blank=True)),
-                ('website_url', models.URLField(blank=True)),
-                ('contact_persons', models.JSONField(blank=True, default=list)),
-                ('collection_start', models.DateField()),
-                ('state', models.CharField(choices=[('provisioning', 'provisioning'), ('ready', 'ready'), ('collecting', 'collecting'), ('paused', 'paused'), ('closed', 'closed'), ('submitted', 'submitted'), ('withdrawn', 'withdrawn'), ('destroyed', 'destroyed')], default='provisioning', max_length=16)),
-                ('state_changed_at', models.DateTimeField(auto_now_add=True)),
-                ('submitted_on', models.DateField(blank=True, null=True)),
-                ('withdrawn_on', models.DateField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "schema_name",
+                    models.CharField(
+                        db_index=True,
+                        max_length=63,
+                        unique=True,
+                        validators=[django_tenants.postgresql_backend.base._check_schema_name],
+                    ),
+                ),
+                (
+                    "slug",
+                    models.SlugField(
+                        help_text="The subdomain of the initiative's site.", max_length=63, unique=True
+                    ),
+                ),
+                ("registration_number", models.CharField(max_length=16, unique=True)),
+                ("registered_on", models.DateField()),
+                ("registered_language", models.CharField(default="en", max_length=2)),
+                (
+                    "languages",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=2), default=list, size=None
+                    ),
+                ),
+                ("title", models.JSONField(default=dict)),
+                ("subject", models.JSONField(blank=True, default=dict)),
+                ("objectives", models.JSONField(blank=True, default=dict)),
+                ("register_url", models.URLField(blank=True)),
+                ("website_url", models.URLField(blank=True)),
+                ("contact_persons", models.JSONField(blank=True, default=list)),
+                ("collection_start", models.DateField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("provisioning", "provisioning"),
+                            ("ready", "ready"),
+                            ("collecting", "collecting"),
+                            ("paused", "paused"),
+                            ("closed", "closed"),
+                            ("submitted", "submitted"),
+                            ("withdrawn", "withdrawn"),
+                            ("destroyed", "destroyed"),
+                        ],
+                        default="provisioning",
+                        max_length=16,
+                    ),
+                ),
+                ("state_changed_at", models.DateTimeField(auto_now_add=True)),
+                ("submitted_on", models.DateField(blank=True, null=True)),
+                ("withdrawn_on", models.DateField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['slug'],
+                "ordering": ["slug"],
             },
         ),
         migrations.CreateModel(
-            name='Domain',
+            name="Domain",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('domain', models.CharField(db_index=True, max_length=253, unique=True)),
-                ('is_primary', models.BooleanField(db_index=True, default=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='domains', to='tenants.initiative')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("domain", models.CharField(db_index=True, max_length=253, unique=True)),
+                ("is_primary", models.BooleanField(db_index=True, default=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="domains",
+                        to="tenants.initiative",
+                    ),
+                ),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('occurred_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('actor', models.CharField(help_text="Operator username, 'system' or 'command-line'.", max_length=150)),
-                ('action', models.CharField(db_index=True, max_length=64)),
-                ('initiative_slug', models.CharField(blank=True, db_index=True, max_length=63)),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('initiative', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='audit_events', to='tenants.initiative')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("occurred_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "actor",
+                    models.CharField(
+                        help_text="Operator username, 'system' or 'command-line'.", max_length=150
+                    ),
+                ),
+                ("action", models.CharField(db_index=True, max_length=64)),
+                ("initiative_slug", models.CharField(blank=True, db_index=True, max_length=63)),
+                ("details", models.JSONField(blank=True, default=dict)),
+                (
+                    "initiative",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="audit_events",
+                        to="tenants.initiative",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-occurred_at', '-id'],
+                "ordering": ["-occurred_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='OrganiserMembership',
+            name="OrganiserMembership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('initiative', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='organisers', to='tenants.initiative')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='organiser_of', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "initiative",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="organisers",
+                        to="tenants.initiative",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="organiser_of",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('user', 'initiative'), name='one_membership_per_user')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("user", "initiative"), name="one_membership_per_user")
+                ],
             },
         ),
     ]

@@ -12,7 +12,9 @@ from tests.conftest import client_for
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("host", [f"nobody.{'{domain}'}", "evil.example", "a.b.{domain}", "[::1]", "bad host"])
+@pytest.mark.parametrize(
+    "host", [f"nobody.{'{domain}'}", "evil.example", "a.b.{domain}", "[::1]", "bad host"]
+)
 def test_unknown_or_foreign_host_gets_the_404_page_without_a_trace(host: str) -> None:
     response = Client(HTTP_HOST=host.format(domain=settings.PLATFORM_DOMAIN)).get("/")
     assert response.status_code == 404

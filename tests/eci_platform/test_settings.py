@@ -14,11 +14,20 @@ CHECK = "import django; django.setup()"
 
 
 def _start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {key: value for key, value in os.environ.items()
-            if key not in {"DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "PLATFORM_DOMAIN"}}
+    base = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "PLATFORM_DOMAIN"}
+    }
     base.update({"DJANGO_SETTINGS_MODULE": "eci_platform.settings"}, **env)
-    return subprocess.run([sys.executable, "-c", CHECK], cwd=REPOSITORY_ROOT, env=base,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", CHECK],
+        cwd=REPOSITORY_ROOT,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 FULL = {

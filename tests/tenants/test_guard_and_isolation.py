@@ -7,10 +7,10 @@ import os
 import uuid
 
 import pytest
-from django.db import connection
 
 from collection.models import Statement
 from collection.services import counts_refresh
+from tenants.db import connection
 from tenants.guard import PublicSchemaTenantTableError
 from tenants.models import Initiative
 from tests.conftest import client_for
@@ -20,8 +20,11 @@ pytestmark = pytest.mark.django_db
 
 def make_statement(country: str) -> Statement:
     return Statement.objects.create(
-        country=country, form_revision="test", key_version=1,
-        index_digest=os.urandom(32), sealed_personal_data=os.urandom(64),
+        country=country,
+        form_revision="test",
+        key_version=1,
+        index_digest=os.urandom(32),
+        sealed_personal_data=os.urandom(64),
     )
 
 
@@ -56,8 +59,9 @@ def test_the_same_index_digest_may_exist_in_two_initiatives(alpha: Initiative, b
     digest = os.urandom(32)
     for initiative in (alpha, beta):
         with initiative:
-            Statement.objects.create(country="AT", form_revision="t", key_version=1, index_digest=digest,
-                                     sealed_personal_data=b"x")
+            Statement.objects.create(
+                country="AT", form_revision="t", key_version=1, index_digest=digest, sealed_personal_data=b"x"
+            )
     with alpha:
         assert Statement.objects.filter(index_digest=digest).count() == 1
 

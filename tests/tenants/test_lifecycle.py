@@ -9,7 +9,12 @@ import pytest
 from django.utils import timezone
 
 from tenants.models import AuditEvent, Initiative, InitiativeState
-from tenants.services import ALLOWED_TRANSITIONS, TransitionError, initiative_transition, initiatives_follow_calendar
+from tenants.services import (
+    ALLOWED_TRANSITIONS,
+    TransitionError,
+    initiative_transition,
+    initiatives_follow_calendar,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +39,11 @@ def test_every_transition_is_allowed_or_refused_as_the_table_says(
         assert alpha.state == to_state
         event = AuditEvent.objects.latest("id")
         assert (event.action, event.actor, event.details["from_state"], event.details["to_state"]) == (
-            "initiative.state_changed", "tester", from_state, to_state)
+            "initiative.state_changed",
+            "tester",
+            from_state,
+            to_state,
+        )
     else:
         with pytest.raises(TransitionError):
             initiative_transition(alpha, to_state, actor="tester")
@@ -45,15 +54,20 @@ def test_every_transition_is_allowed_or_refused_as_the_table_says(
 
 def test_destroyed_is_final_and_withdrawal_is_always_possible_before_submission() -> None:
     assert ALLOWED_TRANSITIONS[InitiativeState.DESTROYED] == frozenset()
-    for state in (InitiativeState.READY, InitiativeState.COLLECTING, InitiativeState.PAUSED,
-                  InitiativeState.CLOSED):
+    for state in (
+        InitiativeState.READY,
+        InitiativeState.COLLECTING,
+        InitiativeState.PAUSED,
+        InitiativeState.CLOSED,
+    ):
         assert InitiativeState.WITHDRAWN in ALLOWED_TRANSITIONS[state]
 
 
 def test_collecting_is_refused_outside_the_collection_period(alpha: Initiative) -> None:
     _force_state(alpha, InitiativeState.READY)
     Initiative.objects.filter(pk=alpha.pk).update(
-        collection_start=timezone.localdate() + datetime.timedelta(days=3))
+        collection_start=timezone.localdate() + datetime.timedelta(days=3)
+    )
     alpha.refresh_from_db()
     with pytest.raises(TransitionError, match="collection period"):
         initiative_transition(alpha, InitiativeState.COLLECTING, actor="tester")

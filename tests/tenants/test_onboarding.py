@@ -10,11 +10,11 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_exists
 
 from collection.models import Statement
+from tenants.db import connection
 from tenants.models import AuditEvent, Domain, Initiative, InitiativeState, OrganiserMembership
 from tenants.services import OnboardingError, initiative_onboard, initiative_provision
 from tests.conftest import client_for, onboarding_request
@@ -35,12 +35,18 @@ def _valid_args(slug: str = "gamma", number: str | None = None) -> list[str]:
     today = timezone.localdate()
     registered = today - datetime.timedelta(days=20)
     return [
-        "--slug", slug,
-        "--registration-number", number or f"ECI({registered.year})000123",
-        "--title", "Gamma initiative",
-        "--registered-on", registered.isoformat(),
-        "--collection-start", today.isoformat(),
-        "--organiser-email", "Organiser@Example.org",
+        "--slug",
+        slug,
+        "--registration-number",
+        number or f"ECI({registered.year})000123",
+        "--title",
+        "Gamma initiative",
+        "--registered-on",
+        registered.isoformat(),
+        "--collection-start",
+        today.isoformat(),
+        "--organiser-email",
+        "Organiser@Example.org",
     ]
 
 
@@ -53,7 +59,8 @@ def test_command_onboards_an_initiative_with_its_own_schema_domain_and_audit_tra
         "schema": initiative.schema_name,
         "domain": f"gamma.{settings.PLATFORM_DOMAIN}",
         "url": f"{settings.PUBLIC_URL_SCHEME}://gamma.{settings.PLATFORM_DOMAIN}"
-               + (f":{settings.PUBLIC_URL_PORT}" if settings.PUBLIC_URL_PORT else "") + "/",
+        + (f":{settings.PUBLIC_URL_PORT}" if settings.PUBLIC_URL_PORT else "")
+        + "/",
         "state": "collecting",
     }
     assert initiative.schema_name.startswith("i_") and len(initiative.schema_name) == 14
@@ -62,9 +69,15 @@ def test_command_onboards_an_initiative_with_its_own_schema_domain_and_audit_tra
     member = OrganiserMembership.objects.get(initiative=initiative)
     assert member.user.username == "organiser@example.org"
     assert not member.user.has_usable_password()
-    actions = list(AuditEvent.objects.filter(initiative=initiative).order_by("id").values_list("action", flat=True))
-    assert actions == ["organiser.added", "initiative.onboarded", "initiative.state_changed",
-                       "initiative.state_changed"]
+    actions = list(
+        AuditEvent.objects.filter(initiative=initiative).order_by("id").values_list("action", flat=True)
+    )
+    assert actions == [
+        "organiser.added",
+        "initiative.onboarded",
+        "initiative.state_changed",
+        "initiative.state_changed",
+    ]
     # The new schema has the tenant tables, empty.
     with initiative:
         assert Statement.objects.count() == 0
@@ -78,7 +91,8 @@ def test_an_initiative_whose_start_is_in_the_future_is_ready_not_collecting() ->
     today = timezone.localdate()
     initiative = initiative_onboard(
         onboarding_request("later", 5, collection_start=today + datetime.timedelta(days=30)),
-        actor="test", provision="now",
+        actor="test",
+        provision="now",
     )
     assert initiative.state == InitiativeState.READY
 
@@ -111,7 +125,11 @@ def test_bad_input_is_refused_with_a_clear_message_and_leaves_nothing(
     pairs = dict(zip(_valid_args(slug="delta")[::2], _valid_args(slug="delta")[1::2], strict=True))
     pairs.update(override)
     args = [f"{option}={value}" for option, value in pairs.items()]  # "=" lets a value start with "-"
-    initiatives, domains, events = Initiative.objects.count(), Domain.objects.count(), AuditEvent.objects.count()
+    initiatives, domains, events = (
+        Initiative.objects.count(),
+        Domain.objects.count(),
+        AuditEvent.objects.count(),
+    )
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM information_schema.schemata")
         schemas = cursor.fetchone()[0]
@@ -120,7 +138,10 @@ def test_bad_input_is_refused_with_a_clear_message_and_leaves_nothing(
         call_command("onboard_initiative", *args, "--json", stdout=StringIO())
 
     assert (Initiative.objects.count(), Domain.objects.count(), AuditEvent.objects.count()) == (
-        initiatives, domains, events)
+        initiatives,
+        domains,
+        events,
+    )
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM information_schema.schemata")
         assert cursor.fetchone()[0] == schemas
@@ -131,7 +152,8 @@ def test_taken_registration_number_is_refused() -> None:
     with pytest.raises(OnboardingError) as refused:
         initiative_onboard(
             onboarding_request("epsilon", 1, registration_number=alpha.registration_number),
-            actor="t", provision="now",
+            actor="t",
+            provision="now",
         )
     assert "already onboarded" in " ".join(refused.value.errors["registration_number"])
 

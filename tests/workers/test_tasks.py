@@ -9,10 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 from celery.contrib.testing.worker import start_worker
-from django.db import OperationalError, connection
+from django.db import OperationalError
+from pytest_django.plugin import DjangoDbBlocker
 
 from collection.models import Statement
 from eci_platform.celery import app
+from tenants.db import connection
 from tenants.models import Initiative
 from workers.base import PlatformTask, TaskArgumentError, platform_task
 from workers.routing import route_by_name_prefix
@@ -21,18 +23,28 @@ from workers.tasks import provision_initiative, refresh_counts
 
 @pytest.fixture
 def committed_statements(
-    django_db_setup: None, django_db_blocker: pytest.FixtureRequest
+    django_db_setup: None, django_db_blocker: DjangoDbBlocker
 ) -> Iterator[dict[str, Initiative]]:
     """Rows the worker thread can see: committed, and removed afterwards."""
-    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+    with django_db_blocker.unblock():
         tenants = {slug: Initiative.objects.get(slug=slug) for slug in ("alpha", "beta")}
         with tenants["alpha"]:
             for country in ("AT", "AT", "BE"):
-                Statement.objects.create(country=country, form_revision="t", key_version=1,
-                                         index_digest=os.urandom(32), sealed_personal_data=b"x")
+                Statement.objects.create(
+                    country=country,
+                    form_revision="t",
+                    key_version=1,
+                    index_digest=os.urandom(32),
+                    sealed_personal_data=b"x",
+                )
         with tenants["beta"]:
-            Statement.objects.create(country="FI", form_revision="t", key_version=1,
-                                     index_digest=os.urandom(32), sealed_personal_data=b"x")
+            Statement.objects.create(
+                country="FI",
+                form_revision="t",
+                key_version=1,
+                index_digest=os.urandom(32),
+                sealed_personal_data=b"x",
+            )
         try:
             yield tenants
         finally:
@@ -43,12 +55,15 @@ def committed_statements(
 
 
 def test_task_sent_from_a_tenant_runs_in_that_tenants_schema_on_a_real_worker(
-    committed_statements: dict[str, Initiative], django_db_blocker: pytest.FixtureRequest
+    committed_statements: dict[str, Initiative], django_db_blocker: DjangoDbBlocker
 ) -> None:
     # A queue of this test's own, so no other worker on the same Redis can take its messages.
     queue = f"test-{uuid.uuid4().hex}"
-    with django_db_blocker.unblock(), start_worker(  # type: ignore[attr-defined]
-        app, pool="solo", concurrency=1, queues=[queue], perform_ping_check=False, shutdown_timeout=30
+    with (
+        django_db_blocker.unblock(),
+        start_worker(
+            app, pool="solo", concurrency=1, queues=[queue], perform_ping_check=False, shutdown_timeout=30
+        ),
     ):
         results = {}
         for slug, initiative in committed_statements.items():

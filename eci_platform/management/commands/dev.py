@@ -55,14 +55,49 @@ class Command(BaseCommand):
         data = embedded.data_dir()
         python = sys.executable
         commands = {
-            "web": [python, "-m", "gunicorn", "eci_platform.wsgi", "--bind", f"127.0.0.1:{port}",
-                    "--workers", "2", "--threads", "4", "--reload", "--access-logfile", "-"],
+            "web": [
+                python,
+                "-m",
+                "gunicorn",
+                "eci_platform.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--reload",
+                "--access-logfile",
+                "-",
+            ],
         }
         if not options["no_worker"]:
-            commands["worker"] = [python, "-m", "celery", "-A", "eci_platform", "worker", "--loglevel", "INFO",
-                                  "--queues", "default,exports,keys,maintenance", "--concurrency", "2"]
-            commands["beat"] = [python, "-m", "celery", "-A", "eci_platform", "beat", "--loglevel", "INFO",
-                                "--schedule", str(data / "celerybeat-schedule")]
+            commands["worker"] = [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "eci_platform",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--queues",
+                "default,exports,keys,maintenance",
+                "--concurrency",
+                "2",
+            ]
+            commands["beat"] = [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "eci_platform",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(data / "celerybeat-schedule"),
+            ]
         processes = {name: subprocess.Popen(command) for name, command in commands.items()}
 
         self.stdout.write(self.style.SUCCESS("\nThe platform is starting:"))

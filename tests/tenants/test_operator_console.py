@@ -1,0 +1,109 @@
+"""The operator console: operator staff only; lists initiatives, onboards one, shows the audit log."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.utils import timezone
+
+from tenants.models import AuditEvent, Initiative, InitiativeState
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator(platform_client: Client) -> Client:
+    user = get_user_model().objects.create_user(
+        "op", password="a-long-operator-password", is_staff=True, is_superuser=True
+    )
+    platform_client.force_login(user)
+    return platform_client
+
+
+def _onboarding_form(**overrides: str) -> dict[str, str]:
+    today = timezone.localdate()
+    registered = today - datetime.timedelta(days=5)
+    form = {
+        "slug": "theta",
+        "registration_number": f"ECI({registered.year})000777",
+        "title": "Theta",
+        "registered_on": registered.isoformat(),
+        "collection_start": today.isoformat(),
+        "language": "en",
+        "organiser_email": "",
+    }
+    form.update(overrides)
+    return form
+
+
+def test_anonymous_and_non_staff_users_are_sent_to_the_login(platform_client: Client) -> None:
+    assert platform_client.get("/operator/tenants/initiative/").status_code == 302
+    user = get_user_model().objects.create_user("citizen", password="a-long-citizen-password")
+    platform_client.force_login(user)
+    response = platform_client.get("/operator/tenants/initiative/")
+    assert response.status_code == 302 and "/operator/login/" in response["Location"]
+
+
+def test_operator_sees_initiatives_with_state_and_domain(operator: Client) -> None:
+    page = operator.get("/operator/tenants/initiative/").content.decode()
+    for slug in ("alpha", "beta"):
+        assert f"{slug}.localhost" in page or f"{slug}." in page
+    assert "collecting" in page
+
+
+def test_operator_onboards_through_a_worker_and_the_audit_log_shows_it(
+    operator: Client, django_capture_on_commit_callbacks: pytest.FixtureRequest
+) -> None:
+    with django_capture_on_commit_callbacks() as callbacks:  # type: ignore[operator]
+        response = operator.post("/operator/tenants/initiative/onboard/", _onboarding_form())
+    assert response.status_code == 302
+    initiative = Initiative.objects.get(slug="theta")
+    assert initiative.state == InitiativeState.PROVISIONING
+    assert len(callbacks) == 1
+    event = AuditEvent.objects.get(initiative=initiative, action="initiative.onboarded")
+    assert event.actor == "op" and event.details["provisioning"] == "worker"
+
+    log = operator.get("/operator/tenants/auditevent/").content.decode()
+    assert "initiative.onboarded" in log and "theta" in log
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"slug": "alpha"}, "already taken"),
+        ({"slug": "no spaces"}, "DNS label"),
+        ({"registration_number": "12345"}, "looks like ECI(2026)000001"),
+        ({"registered_on": "yesterday"}, "Enter a valid date"),
+        ({"collection_start": "2999-01-01"}, "6 months after registration"),
+        ({"language": "xx"}, "Select a valid choice"),
+    ],
+)
+def test_bad_onboarding_input_is_a_400_with_the_message_and_creates_nothing(
+    operator: Client, overrides: dict[str, str], message: str
+) -> None:
+    before = (Initiative.objects.count(), AuditEvent.objects.count())
+    response = operator.post("/operator/tenants/initiative/onboard/", _onboarding_form(**overrides))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert (Initiative.objects.count(), AuditEvent.objects.count()) == before
+
+
+def test_audit_log_cannot_be_edited_or_deleted(operator: Client) -> None:
+    event = AuditEvent.objects.first()
+    assert event is not None
+    assert operator.post(f"/operator/tenants/auditevent/{event.pk}/delete/").status_code == 403
+    assert operator.get("/operator/tenants/auditevent/add/").status_code == 403
+
+
+def test_operator_pauses_an_initiative_and_the_change_is_audited(operator: Client) -> None:
+    alpha = Initiative.objects.get(slug="alpha")
+    response = operator.post(
+        "/operator/tenants/initiative/", {"action": "make_paused", "_selected_action": [alpha.pk]}
+    )
+    assert response.status_code == 302
+    alpha.refresh_from_db()
+    assert alpha.state == InitiativeState.PAUSED
+    assert AuditEvent.objects.filter(initiative=alpha, action="initiative.state_changed", actor="op").exists()
