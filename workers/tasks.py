@@ -14,6 +14,8 @@ from workers.base import platform_task
 @platform_task("maintenance.provision_initiative")
 def provision_initiative(initiative_id: int) -> dict[str, Any]:
     initiative = initiative_provision(initiative_id)
+    # A session that created many schemas keeps their catalog entries and slows down; start afresh.
+    connection.close()
     return {"initiative_id": initiative_id, "state": initiative.state if initiative else "gone"}
 
 
