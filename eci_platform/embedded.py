@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import socket
 import subprocess
@@ -56,8 +57,10 @@ class EmbeddedPostgres:
 
 def ensure_postgres() -> EmbeddedPostgres:
     """Start (or find) the embedded PostgreSQL and make sure the platform's database exists."""
-    # pgserver asks platformdirs for a runtime folder it does not need; its warning is only noise.
+    # pgserver asks platformdirs for a runtime folder it does not need, and logs its bookkeeping at
+    # exit (after pytest has closed the streams): both only noise.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     import pgserver  # imported lazily: production images do not install the embedded extra
 
     folder = data_dir() / "postgres"

@@ -79,6 +79,16 @@ def _public_schema_after_each_test() -> Iterator[None]:
     connection.set_schema_to_public()
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the embedded services if this run started them (make test on a machine without any)."""
+    from eci_platform import embedded
+
+    if "redis" in embedded.started_here:
+        embedded.stop_redis()
+    if "postgres" in embedded.started_here:
+        embedded.stop_postgres()
+
+
 def host_of(initiative: Initiative) -> str:
     return f"{initiative.slug}.{settings.PLATFORM_DOMAIN}"
 
