@@ -6,6 +6,8 @@ this run started them.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -31,6 +33,11 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
 
 
 class Command(BaseCommand):
@@ -98,7 +105,11 @@ class Command(BaseCommand):
                 "--schedule",
                 str(data / "celerybeat-schedule"),
             ]
-        processes = {name: subprocess.Popen(command) for name, command in commands.items()}
+        # Each in a process group of its own, so that stopping takes its children too (a gunicorn worker
+        # interrupted while booting can otherwise outlive its master).
+        processes = {
+            name: subprocess.Popen(command, start_new_session=True) for name, command in commands.items()
+        }
 
         self.stdout.write(self.style.SUCCESS("\nThe platform is starting:"))
         self.stdout.write(f"  demo initiative:   {initiative_site_url(demo)}")
@@ -129,14 +140,12 @@ class Command(BaseCommand):
 
     def _stop(self, processes: dict[str, subprocess.Popen[bytes]]) -> None:
         for process in processes.values():
-            if process.poll() is None:
-                process.terminate()
+            _signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + 15
         for process in processes.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
+            _signal_group(process, signal.SIGKILL)  # whatever of the group is still there
         if "redis" in embedded.started_here:
             embedded.stop_redis()
         if "postgres" in embedded.started_here:
