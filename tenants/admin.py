@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -14,7 +15,13 @@ from django.urls import URLPattern, path, reverse
 
 from tenants.forms import OnboardingForm
 from tenants.models import AuditEvent, Initiative, InitiativeState
-from tenants.services import OnboardingError, TransitionError, initiative_onboard, initiative_transition
+from tenants.services import (
+    OnboardingError,
+    TransitionError,
+    initiative_details_save,
+    initiative_onboard,
+    initiative_transition,
+)
 
 
 class OperatorSite(admin.AdminSite):
@@ -60,6 +67,7 @@ class InitiativeAdmin(admin.ModelAdmin):
     )
     list_filter = ("state",)
     search_fields = ("slug", "registration_number")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = (
         "slug",
         "schema_name",
@@ -99,6 +107,10 @@ class InitiativeAdmin(admin.ModelAdmin):
     @admin.display(description="collection end")
     def collection_end(self, initiative: Initiative) -> str:
         return initiative.collection_end.isoformat()
+
+    def save_model(self, request: HttpRequest, obj: Initiative, form: Any, change: bool) -> None:
+        # Onboarding goes through onboard_view; here only edits, through the audited service.
+        initiative_details_save(obj, actor=request.user.get_username(), fields=list(form.changed_data))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Initiative]:
         return super().get_queryset(request).prefetch_related("domains")

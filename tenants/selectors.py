@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import datetime
 
-from tenants.models import AuditEvent, Domain, Initiative
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from tenants.models import AuditEvent, Domain, Initiative, InitiativeState
 
 
 def initiative_for_host(hostname: str) -> Initiative | None:
@@ -14,6 +17,13 @@ def initiative_for_host(hostname: str) -> Initiative | None:
         return None
     initiative: Initiative = domain.tenant
     return initiative if initiative.is_visible else None
+
+
+def initiatives_awaiting_provisioning(*, older_than: datetime.timedelta) -> QuerySet[Initiative]:
+    """Initiatives still provisioning after `older_than`: their task was lost (a broker outage, say)."""
+    return Initiative.objects.filter(
+        state=InitiativeState.PROVISIONING, created_at__lt=timezone.now() - older_than
+    ).order_by("pk")
 
 
 def initiative_by_slug(slug: str) -> Initiative | None:

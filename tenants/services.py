@@ -360,6 +360,38 @@ def platform_migrate(*, verbosity: int = 0) -> None:
     template_schema_ensure(verbosity=verbosity)
 
 
+# What the operator may edit on an initiative after onboarding; identity, schema and state are not here.
+EDITABLE_DETAILS = frozenset(
+    {
+        "registered_language",
+        "languages",
+        "title",
+        "subject",
+        "objectives",
+        "register_url",
+        "website_url",
+        "contact_persons",
+    }
+)
+
+
+def initiative_details_save(initiative: Initiative, *, actor: str, fields: list[str]) -> Initiative:
+    """Save the named, already-set fields of `initiative` and audit the ones whose value changed."""
+    not_editable = sorted(set(fields) - EDITABLE_DETAILS)
+    if not_editable:
+        raise ValueError(f"Not editable after onboarding: {', '.join(not_editable)}.")
+    with transaction.atomic():
+        stored = Initiative.objects.select_for_update().get(pk=initiative.pk)
+        changed = sorted(
+            field for field in set(fields) if getattr(stored, field) != getattr(initiative, field)
+        )
+        if not changed:
+            return initiative
+        initiative.save(update_fields=changed)
+        audit_record(actor=actor, action="initiative.details_updated", initiative=initiative, fields=changed)
+    return initiative
+
+
 def initiative_register_texts_update(
     initiative: Initiative,
     *,
@@ -376,12 +408,9 @@ def initiative_register_texts_update(
         raise ValueError(f"Not official EU languages: {', '.join(unknown)}.")
     if initiative.registered_language not in title:
         raise ValueError("The title in the registered language is required.")
-    with transaction.atomic():
-        initiative.languages = languages
-        initiative.title, initiative.subject, initiative.objectives = title, subject, objectives
-        initiative.register_url = register_url
-        initiative.save(update_fields=["languages", "title", "subject", "objectives", "register_url"])
-        audit_record(
-            actor=actor, action="initiative.texts_updated", initiative=initiative, languages=languages
-        )
-    return initiative
+    initiative.languages = languages
+    initiative.title, initiative.subject, initiative.objectives = title, subject, objectives
+    initiative.register_url = register_url
+    return initiative_details_save(
+        initiative, actor=actor, fields=["languages", "title", "subject", "objectives", "register_url"]
+    )

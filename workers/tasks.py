@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from collection.services import counts_refresh
 from tenants.db import connection
 from tenants.models import Initiative, InitiativeState
+from tenants.selectors import initiatives_awaiting_provisioning
 from tenants.services import initiative_provision, initiatives_follow_calendar
 from workers.base import platform_task
+
+PROVISIONING_GRACE = datetime.timedelta(minutes=5)
 
 
 @platform_task("maintenance.provision_initiative")
 def provision_initiative(initiative_id: int) -> dict[str, Any]:
     initiative = initiative_provision(initiative_id)
     # A session that created many schemas keeps their catalog entries and slows down; start afresh.
-    connection.close()
+    if not connection.in_atomic_block:
+        connection.close()
     return {"initiative_id": initiative_id, "state": initiative.state if initiative else "gone"}
+
+
+@platform_task("maintenance.reconcile_provisioning")
+def reconcile_provisioning() -> list[int]:
+    """The database is the source of truth: re-send provisioning that has not happened in time.
+    Provisioning is idempotent, so a duplicate message does nothing."""
+    waiting = list(
+        initiatives_awaiting_provisioning(older_than=PROVISIONING_GRACE).values_list("pk", flat=True)
+    )
+    for initiative_id in waiting:
+        provision_initiative.delay(initiative_id)
+    return waiting
 
 
 @platform_task("maintenance.follow_calendar")

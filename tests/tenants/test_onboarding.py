@@ -194,3 +194,25 @@ def test_failed_provisioning_removes_everything_and_is_audited(
     assert not Domain.objects.filter(domain__startswith="eta.").exists()
     failure = AuditEvent.objects.get(action="initiative.provisioning_failed")
     assert failure.details["slug"] == "eta" and failure.details["reason"] == "ValidationError"
+
+
+def test_lost_provisioning_is_re_sent_by_the_reconciler(
+    django_capture_on_commit_callbacks: pytest.FixtureRequest,
+) -> None:
+    from eci_platform.celery import app
+    from workers.tasks import reconcile_provisioning
+
+    with django_capture_on_commit_callbacks():  # type: ignore[operator]
+        fresh = initiative_onboard(onboarding_request("iota", 9), actor="operator", provision="worker")
+        lost = initiative_onboard(onboarding_request("kappa", 10), actor="operator", provision="worker")
+    Initiative.objects.filter(pk=lost.pk).update(created_at=timezone.now() - datetime.timedelta(hours=1))
+
+    app.conf.task_always_eager = True  # run the re-sent task inline, inside this test's transaction
+    try:
+        assert reconcile_provisioning() == [lost.pk]
+    finally:
+        app.conf.task_always_eager = False
+    lost.refresh_from_db()
+    fresh.refresh_from_db()
+    assert lost.state == InitiativeState.COLLECTING
+    assert fresh.state == InitiativeState.PROVISIONING

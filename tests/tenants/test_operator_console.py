@@ -107,3 +107,23 @@ def test_operator_pauses_an_initiative_and_the_change_is_audited(operator: Clien
     alpha.refresh_from_db()
     assert alpha.state == InitiativeState.PAUSED
     assert AuditEvent.objects.filter(initiative=alpha, action="initiative.state_changed", actor="op").exists()
+
+
+def test_operator_edits_are_saved_through_the_audited_service(operator: Client) -> None:
+    alpha = Initiative.objects.get(slug="alpha")
+    form = {
+        "registered_language": "en",
+        "languages": "en",
+        "title": '{"en": "Renamed"}',
+        "subject": "{}",
+        "objectives": "{}",
+        "register_url": "",
+        "website_url": "https://alpha.example.org/",
+        "contact_persons": "[]",
+    }
+    response = operator.post(f"/operator/tenants/initiative/{alpha.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    alpha.refresh_from_db()
+    assert alpha.title == {"en": "Renamed"} and alpha.website_url == "https://alpha.example.org/"
+    event = AuditEvent.objects.filter(initiative=alpha, action="initiative.details_updated").latest("id")
+    assert event.actor == "op" and event.details["fields"] == ["title", "website_url"]
