@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_exists
 
@@ -197,6 +197,20 @@ def initiative_onboard(
     if errors:
         raise OnboardingError(errors)
 
+    try:
+        initiative = _onboarding_write(request, actor=actor, provision=provision)
+    except IntegrityError:
+        # Another onboarding took the slug or the registration number since validation ran.
+        raise OnboardingError(
+            {"slug": ["The slug or the registration number was just taken by another onboarding."]}
+        ) from None
+    initiative.refresh_from_db()
+    return initiative
+
+
+def _onboarding_write(
+    request: OnboardingRequest, *, actor: str, provision: Literal["now", "worker"]
+) -> Initiative:
     with transaction.atomic():
         initiative = Initiative.objects.create(
             schema_name=_new_schema_name(),
@@ -227,7 +241,6 @@ def initiative_onboard(
 
             initiative_id = initiative.pk
             transaction.on_commit(lambda: provision_initiative.delay(initiative_id))
-    initiative.refresh_from_db()
     return initiative
 
 

@@ -126,6 +126,8 @@ if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = int(optional("SECURE_HSTS_SECONDS", "31536000"))
 
+CSRF_TRUSTED_ORIGINS = [f"https://{PLATFORM_DOMAIN}"]
+
 # The scheme and port under which initiative sites are reached, for links shown to people.
 PUBLIC_URL_SCHEME = optional("PUBLIC_URL_SCHEME", "http" if DEBUG else "https")
 PUBLIC_URL_PORT = optional("PUBLIC_URL_PORT", "8000" if DEBUG else "")

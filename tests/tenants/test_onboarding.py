@@ -216,3 +216,14 @@ def test_lost_provisioning_is_re_sent_by_the_reconciler(
     fresh.refresh_from_db()
     assert lost.state == InitiativeState.COLLECTING
     assert fresh.state == InitiativeState.PROVISIONING
+
+
+def test_a_slug_taken_between_validation_and_insert_is_a_clear_refusal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two operators onboarding the same slug at once: both pass validation, the database decides.
+    monkeypatch.setattr("tenants.services.onboarding_errors", lambda request: {})
+    before = (Initiative.objects.count(), AuditEvent.objects.count())
+    with pytest.raises(OnboardingError, match="just taken"):
+        initiative_onboard(onboarding_request("alpha", 11), actor="t", provision="now")
+    assert (Initiative.objects.count(), AuditEvent.objects.count()) == before
