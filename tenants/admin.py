@@ -16,6 +16,7 @@ from django.urls import URLPattern, path, reverse
 from tenants.forms import OnboardingForm
 from tenants.models import AuditEvent, Initiative, InitiativeState
 from tenants.services import (
+    EDITABLE_DETAILS,
     OnboardingError,
     TransitionError,
     initiative_details_save,
@@ -80,17 +81,7 @@ class InitiativeAdmin(admin.ModelAdmin):
         "withdrawn_on",
         "created_at",
     )
-    fields = (
-        *readonly_fields,
-        "registered_language",
-        "languages",
-        "title",
-        "subject",
-        "objectives",
-        "register_url",
-        "website_url",
-        "contact_persons",
-    )
+    fields = (*readonly_fields, *EDITABLE_DETAILS)
     actions = [
         _transition_action(InitiativeState.PAUSED, "Pause collection"),
         _transition_action(InitiativeState.COLLECTING, "Resume or open collection"),

@@ -374,23 +374,21 @@ def platform_migrate(*, verbosity: int = 0) -> None:
 
 
 # What the operator may edit on an initiative after onboarding; identity, schema and state are not here.
-EDITABLE_DETAILS = frozenset(
-    {
-        "registered_language",
-        "languages",
-        "title",
-        "subject",
-        "objectives",
-        "register_url",
-        "website_url",
-        "contact_persons",
-    }
+EDITABLE_DETAILS = (
+    "registered_language",
+    "languages",
+    "title",
+    "subject",
+    "objectives",
+    "register_url",
+    "website_url",
+    "contact_persons",
 )
 
 
 def initiative_details_save(initiative: Initiative, *, actor: str, fields: list[str]) -> Initiative:
     """Save the named, already-set fields of `initiative` and audit the ones whose value changed."""
-    not_editable = sorted(set(fields) - EDITABLE_DETAILS)
+    not_editable = sorted(set(fields) - set(EDITABLE_DETAILS))
     if not_editable:
         raise ValueError(f"Not editable after onboarding: {', '.join(not_editable)}.")
     with transaction.atomic():
