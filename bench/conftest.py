@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pytest_django.plugin import DjangoDbBlocker
 
 from tenants.services import template_schema_ensure
+from tests.conftest import keystore  # noqa: F401  (a fixture)
 
 
 @pytest.fixture(scope="session")
 def django_db_setup(
+    keystore: Path,
     django_test_environment: None,
     django_db_blocker: DjangoDbBlocker,
     django_db_modify_db_settings: None,

@@ -4,3 +4,20 @@ from django.apps import AppConfig
 class CollectionConfig(AppConfig):
     name = "collection"
     verbose_name = "Collection"
+
+    def ready(self) -> None:
+        from collection.models import Statement
+        from collection.sealed import statement_identity
+        from tenants.keyring.registry import SealedTable, register_sealed_table
+
+        register_sealed_table(
+            SealedTable(
+                model=Statement,
+                sealed_field="sealed_personal_data",
+                version_field="key_version",
+                country_field="country",
+                digest_field="index_digest",
+                digest_version_field="index_key_version",
+                identity=statement_identity,
+            )
+        )

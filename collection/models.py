@@ -16,9 +16,11 @@ class Statement(models.Model):
     country = models.CharField(max_length=2, db_index=True)
     form_revision = models.CharField(max_length=32)
     submitted_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The personal-data key version the sealed blob names (also in the blob's header).
     key_version = models.PositiveIntegerField()
     # REQ-14: HMAC of the normalised identity under the initiative's index key; unique per initiative.
     index_digest = models.BinaryField(max_length=32, unique=True)
+    index_key_version = models.PositiveIntegerField()
     sealed_personal_data = models.BinaryField()
 
     def __str__(self) -> str:

@@ -2,14 +2,51 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.core.cache import cache
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from collection.models import Statement
+from collection.sealed import identity_of, personal_data_encode
 from collection.selectors import COUNTS_CACHE_KEY, statement_counts_by_country
 from tenants.db import connection
+from tenants.keyring.index import index_digest, index_digests_to_check
+from tenants.keyring.sealing import seal, sealed_version
 
 # Refreshed every minute by beat; a day of slack keeps a page showing the last count during an outage.
 COUNTS_TTL_SECONDS = 24 * 3600
+
+
+class DuplicateStatementError(Exception):
+    """REQ-14: this person has already supported the initiative."""
+
+
+def statement_record(*, country: str, personal_data: dict[str, str], form_revision: str) -> Statement:
+    """Store one statement of support of the current initiative: its personal data sealed under the
+    initiative's primary key, its identity only as an index digest. Validation is the caller's."""
+    initiative_id = connection.tenant.pk
+    identity = identity_of(personal_data, country)
+    if Statement.objects.filter(index_digest__in=index_digests_to_check(initiative_id, identity)).exists():
+        raise DuplicateStatementError
+    record_id = uuid.uuid4()
+    sealed = seal(initiative_id, record_id, country, personal_data_encode(personal_data))
+    index_version, digest = index_digest(initiative_id, identity)
+    try:
+        with transaction.atomic():
+            return Statement.objects.create(
+                id=record_id,
+                country=country,
+                form_revision=form_revision,
+                key_version=sealed_version(sealed),
+                index_digest=digest,
+                index_key_version=index_version,
+                sealed_personal_data=sealed,
+            )
+    except IntegrityError:
+        # The same person at the same instant: the unique digest lets exactly one row in.
+        raise DuplicateStatementError from None
 
 
 def counts_refresh() -> dict[str, object]:

@@ -8,6 +8,7 @@ management commands and `make test` all reach the same servers and the same data
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import logging
@@ -102,6 +103,19 @@ def stop_postgres() -> None:
     server = pgserver.get_server(folder, cleanup_mode=None)
     with contextlib.suppress(subprocess.CalledProcessError):
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=folder, user=server.system_user)
+
+
+def ensure_local_master_key() -> Path:
+    """The development master key of the `local` key provider: 32 random bytes, base64, mode 0600."""
+    folder = data_dir() / "keys"
+    folder.mkdir(exist_ok=True, mode=0o700)
+    key_file = folder / "master.key"
+    with _exclusive("master-key"):
+        if not key_file.exists():
+            descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(base64.b64encode(os.urandom(32)).decode())
+    return key_file
 
 
 def _redis_folder() -> Path:

@@ -129,3 +129,95 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.initiative_slug}"
+
+
+class KeyPurpose(models.TextChoices):
+    PERSONAL_DATA = "personal", "personal data"
+    INDEX = "index", "duplicate index"
+
+
+class DataKeyState(models.TextChoices):
+    PENDING = "pending", "pending"  # known to every process, not yet used for writing
+    PRIMARY = "primary", "primary"  # used for new writes; exactly one per initiative and purpose
+    DECRYPT_ONLY = "decrypt-only", "decrypt-only"  # still read, no longer written
+    DESTROYED = "destroyed", "destroyed"  # wrapped key erased: what it sealed is unreadable
+
+
+class KeyEncryptionKey(models.Model):
+    """An initiative's key-encryption key, held by the key provider; this row holds its reference only."""
+
+    initiative = models.ForeignKey(Initiative, on_delete=models.PROTECT, related_name="keks")
+    provider = models.CharField(max_length=16)
+    reference = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    destroyed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"KEK {self.pk} of initiative {self.initiative_id}"
+
+
+class DataKey(models.Model):
+    """A versioned data key of one initiative and purpose, stored only wrapped by the initiative's KEK."""
+
+    initiative = models.ForeignKey(Initiative, on_delete=models.PROTECT, related_name="data_keys")
+    purpose = models.CharField(max_length=16, choices=KeyPurpose.choices)
+    version = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=DataKeyState.choices)
+    kek = models.ForeignKey(KeyEncryptionKey, on_delete=models.PROTECT, related_name="data_keys")
+    wrapped = models.BinaryField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    primary_since = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    destroyed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["initiative", "purpose", "version"], name="one_data_key_per_version"
+            ),
+            models.UniqueConstraint(
+                fields=["initiative", "purpose"],
+                condition=models.Q(state="primary"),
+                name="one_primary_data_key_per_purpose",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} key v{self.version} of initiative {self.initiative_id} ({self.state})"
+
+
+class ReencryptionJobState(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    FINISHED = "finished", "finished"
+    FAILED = "failed", "failed"
+
+
+class ReencryptionJob(models.Model):
+    """A sweep that moves every sealed record of an initiative to the primary key version, in resumable
+    batches: the checkpoint is the last record id done, the lease says which worker holds the job."""
+
+    initiative = models.ForeignKey(Initiative, on_delete=models.PROTECT, related_name="reencryption_jobs")
+    purpose = models.CharField(max_length=16, choices=KeyPurpose.choices)
+    target_version = models.PositiveIntegerField()
+    state = models.CharField(
+        max_length=16, choices=ReencryptionJobState.choices, default=ReencryptionJobState.QUEUED
+    )
+    requested_by = models.CharField(max_length=150)
+    not_before = models.DateTimeField(help_text="When every process has stopped writing with older versions.")
+    checkpoint = models.UUIDField(null=True, blank=True)
+    records_done = models.PositiveBigIntegerField(default=0)
+    records_moved = models.PositiveBigIntegerField(default=0)
+    records_total = models.PositiveBigIntegerField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=200, blank=True)
+    versions_destroyed = ArrayField(models.PositiveIntegerField(), default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"re-encryption {self.pk} of initiative {self.initiative_id} ({self.state})"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -211,7 +213,7 @@ def initiative_onboard(
 def _onboarding_write(
     request: OnboardingRequest, *, actor: str, provision: Literal["now", "worker"]
 ) -> Initiative:
-    with transaction.atomic():
+    with _keks_destroyed_on_failure() as created_keks, transaction.atomic():
         initiative = Initiative.objects.create(
             schema_name=_new_schema_name(),
             slug=request.slug,
@@ -235,7 +237,7 @@ def _onboarding_write(
             provisioning=provision,
         )
         if provision == "now":
-            _provision(initiative, actor=actor)
+            _provision(initiative, actor=actor, created_keks=created_keks)
         else:
             from workers.tasks import provision_initiative
 
@@ -256,9 +258,35 @@ def _organiser_add(initiative: Initiative, email: str, *, actor: str) -> None:
     audit_record(actor=actor, action="organiser.added", initiative=initiative, user_id=user.pk)
 
 
-def _provision(initiative: Initiative, *, actor: str) -> None:
-    """Clone the template schema for `initiative` and make it visible. Runs inside a transaction."""
+@contextlib.contextmanager
+def _keks_destroyed_on_failure() -> Iterator[list[str]]:
+    """The provider's KEKs are outside the database transaction: if the transaction does not commit,
+    destroy the ones created inside it, so a failed onboarding leaves no key behind either."""
+    created: list[str] = []
+    try:
+        yield created
+    except BaseException:
+        from tenants.keyring.providers import key_provider
+
+        for reference in created:
+            key_provider().destroy_kek(reference)
+        raise
+
+
+def _provision(initiative: Initiative, *, actor: str, created_keks: list[str]) -> None:
+    """Clone the template schema, create the keys and make the initiative visible. Runs inside a
+    transaction (see _keks_destroyed_on_failure)."""
+    from tenants.keyring.keys import initiative_keys_create
+
     initiative.create_schema(check_if_exists=False, verbosity=0)
+    created_keks.extend(initiative_keys_create(initiative))
+    audit_record(
+        actor=actor,
+        action="key.created",
+        initiative=initiative,
+        keys=[f"{key.purpose}:v{key.version}" for key in initiative.data_keys.all()],
+        kek_ids=list(initiative.keks.values_list("pk", flat=True)),
+    )
     initiative_transition(initiative, InitiativeState.READY, actor=actor)
     # An initiative whose collection period has already begun opens at once.
     if initiative.collection_start <= timezone.localdate() <= initiative.collection_end:
@@ -272,11 +300,11 @@ def initiative_provision(initiative_id: int, *, actor: str = SYSTEM_ACTOR) -> In
     if initiative is None or initiative.state != InitiativeState.PROVISIONING:
         return initiative
     try:
-        with transaction.atomic():
+        with _keks_destroyed_on_failure() as created_keks, transaction.atomic():
             initiative = Initiative.objects.select_for_update().get(pk=initiative_id)
             if initiative.state != InitiativeState.PROVISIONING:
                 return initiative
-            _provision(initiative, actor=actor)
+            _provision(initiative, actor=actor, created_keks=created_keks)
     except Exception as error:
         connection.set_schema_to_public()
         _onboarding_discard(initiative, actor=actor, reason=type(error).__name__)

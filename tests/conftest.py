@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -34,7 +35,24 @@ def onboarding_request(slug: str, serial: int, **overrides: object) -> Onboardin
 
 
 @pytest.fixture(scope="session")
+def keystore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The local key provider's KEK files for this run: a fresh folder, not the development one."""
+    from django.conf import settings
+
+    from tenants.keyring.providers import key_provider_reset
+
+    folder = tmp_path_factory.mktemp("keystore")
+    previous = settings.LOCAL_KEYSTORE_DIR
+    settings.LOCAL_KEYSTORE_DIR = str(folder)
+    key_provider_reset()
+    yield folder
+    settings.LOCAL_KEYSTORE_DIR = previous
+    key_provider_reset()
+
+
+@pytest.fixture(scope="session")
 def django_db_setup(
+    keystore: Path,
     django_test_environment: None,
     django_db_blocker: DjangoDbBlocker,
     django_db_keepdb: bool,

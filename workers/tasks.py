@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any
 
 from collection.services import counts_refresh
 from tenants.db import connection
+from tenants.keyring.rotation import data_key_promote, reencryption_run
+from tenants.keyring.selectors import data_keys_due_for_promotion, reencryption_jobs_to_resume
 from tenants.models import Initiative, InitiativeState
 from tenants.selectors import initiatives_awaiting_provisioning
-from tenants.services import initiative_provision, initiatives_follow_calendar
+from tenants.services import SYSTEM_ACTOR, initiative_provision, initiatives_follow_calendar
 from workers.base import platform_task
 
 PROVISIONING_GRACE = datetime.timedelta(minutes=5)
@@ -59,3 +62,32 @@ def refresh_all_counts() -> int:
         sent += 1
     connection.set_schema_to_public()
     return sent
+
+
+@platform_task("keys.promote_data_key")
+def promote_data_key(data_key_id: int) -> dict[str, Any]:
+    key = data_key_promote(data_key_id, actor=SYSTEM_ACTOR)
+    return {"data_key_id": data_key_id, "state": key.state if key else "gone"}
+
+
+@platform_task("keys.reencrypt")
+def reencrypt(job_id: int) -> dict[str, Any]:
+    """Run or resume a sweep; until it may start (or while records written late remain) it sends
+    itself again with a delay. A second delivery finds the lease taken and does nothing."""
+    outcome = reencryption_run(job_id)
+    if outcome.retry_in_seconds is not None:
+        reencrypt.apply_async(args=[job_id], countdown=outcome.retry_in_seconds)
+    return dataclasses.asdict(outcome)
+
+
+@platform_task("keys.reconcile")
+def reconcile_keys() -> dict[str, list[int]]:
+    """The database is the source of truth: promote pending keys whose time has come and re-send sweeps
+    whose lease expired (a killed worker) or that never started (a lost message)."""
+    promoted = [key.pk for key in data_keys_due_for_promotion()]
+    for data_key_id in promoted:
+        promote_data_key.delay(data_key_id)
+    resent = list(reencryption_jobs_to_resume().values_list("pk", flat=True))
+    for job_id in resent:
+        reencrypt.delay(job_id)
+    return {"promoted": promoted, "resent": resent}

@@ -28,6 +28,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 CELERY_BEAT_SCHEDULE = {
     "reconcile-provisioning": {"task": "maintenance.reconcile_provisioning", "schedule": 300.0},
+    "reconcile-keys": {"task": "keys.reconcile", "schedule": 30.0},
     "follow-calendar": {"task": "maintenance.follow_calendar", "schedule": 3600.0},
     "refresh-all-counts": {"task": "default.refresh_all_counts", "schedule": 60.0},
 }

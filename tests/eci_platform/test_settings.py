@@ -17,7 +17,18 @@ def _start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     base = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "PLATFORM_DOMAIN"}
+        if key
+        not in {
+            "DEBUG",
+            "SECRET_KEY",
+            "DATABASE_URL",
+            "REDIS_URL",
+            "PLATFORM_DOMAIN",
+            "KEY_PROVIDER",
+            "LOCAL_MASTER_KEY",
+            "LOCAL_MASTER_KEY_FILE",
+            "LOCAL_KEYSTORE_DIR",
+        }
     }
     base.update({"DJANGO_SETTINGS_MODULE": "eci_platform.settings"}, **env)
     return subprocess.run(
@@ -36,10 +47,13 @@ FULL = {
     "PLATFORM_DOMAIN": "eci.example.eu",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "KEY_PROVIDER": "aws-kms",
 }
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "PLATFORM_DOMAIN", "DATABASE_URL", "REDIS_URL"])
+@pytest.mark.parametrize(
+    "missing", ["SECRET_KEY", "PLATFORM_DOMAIN", "DATABASE_URL", "REDIS_URL", "KEY_PROVIDER"]
+)
 def test_a_missing_required_variable_stops_start_up_and_is_named(missing: str) -> None:
     env = {key: value for key, value in FULL.items() if key != missing}
     result = _start(env)
@@ -50,3 +64,16 @@ def test_a_missing_required_variable_stops_start_up_and_is_named(missing: str) -
 def test_all_required_variables_set_starts() -> None:
     result = _start(FULL)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ({"LOCAL_KEYSTORE_DIR": "/nonexistent"}, "LOCAL_MASTER_KEY or LOCAL_MASTER_KEY_FILE"),
+        ({"LOCAL_MASTER_KEY": "x"}, "LOCAL_KEYSTORE_DIR"),
+    ],
+)
+def test_the_local_key_provider_needs_its_master_key_and_keystore(given: dict[str, str], named: str) -> None:
+    result = _start({**FULL, "KEY_PROVIDER": "local", **given})
+    assert result.returncode != 0
+    assert named in result.stderr

@@ -24,6 +24,7 @@ def make_statement(country: str) -> Statement:
         form_revision="test",
         key_version=1,
         index_digest=os.urandom(32),
+        index_key_version=1,
         sealed_personal_data=os.urandom(64),
     )
 
@@ -60,7 +61,12 @@ def test_the_same_index_digest_may_exist_in_two_initiatives(alpha: Initiative, b
     for initiative in (alpha, beta):
         with initiative:
             Statement.objects.create(
-                country="AT", form_revision="t", key_version=1, index_digest=digest, sealed_personal_data=b"x"
+                country="AT",
+                form_revision="t",
+                key_version=1,
+                index_digest=digest,
+                index_key_version=1,
+                sealed_personal_data=b"x",
             )
     with alpha:
         assert Statement.objects.filter(index_digest=digest).count() == 1

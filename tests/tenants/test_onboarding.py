@@ -75,6 +75,7 @@ def test_command_onboards_an_initiative_with_its_own_schema_domain_and_audit_tra
     assert actions == [
         "organiser.added",
         "initiative.onboarded",
+        "key.created",
         "initiative.state_changed",
         "initiative.state_changed",
     ]
@@ -176,6 +177,7 @@ def test_worker_path_keeps_the_initiative_invisible_until_provisioned(
     # A second delivery of the same message changes nothing.
     initiative_provision(initiative.pk)
     assert AuditEvent.objects.filter(initiative=initiative, action="initiative.state_changed").count() == 2
+    assert AuditEvent.objects.filter(initiative=initiative, action="key.created").count() == 1
 
 
 def test_failed_provisioning_removes_everything_and_is_audited(

@@ -35,6 +35,7 @@ def committed_statements(
                     form_revision="t",
                     key_version=1,
                     index_digest=os.urandom(32),
+                    index_key_version=1,
                     sealed_personal_data=b"x",
                 )
         with tenants["beta"]:
@@ -43,6 +44,7 @@ def committed_statements(
                 form_revision="t",
                 key_version=1,
                 index_digest=os.urandom(32),
+                index_key_version=1,
                 sealed_personal_data=b"x",
             )
         try:

@@ -1,0 +1,44 @@
+"""Key management: the key provider that holds each initiative's key-encryption key."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+from eci_platform.settings.environment import DEBUG, env, optional, required
+
+KEY_PROVIDER = required("KEY_PROVIDER", dev_default="local")
+
+# local: a 256-bit master key (base64) from the environment or a secret file, and the folder that keeps
+# one wrapped KEK file per initiative (keep it out of database backups: that is what makes shredding
+# reach the backups too).
+LOCAL_MASTER_KEY = optional("LOCAL_MASTER_KEY")
+LOCAL_MASTER_KEY_FILE = optional("LOCAL_MASTER_KEY_FILE")
+LOCAL_KEYSTORE_DIR = optional("LOCAL_KEYSTORE_DIR")
+if KEY_PROVIDER == "local" and DEBUG and not (LOCAL_MASTER_KEY or LOCAL_MASTER_KEY_FILE):
+    from eci_platform.embedded import ensure_local_master_key
+
+    LOCAL_MASTER_KEY_FILE = str(ensure_local_master_key())
+if KEY_PROVIDER == "local" and not LOCAL_KEYSTORE_DIR:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "The environment variable LOCAL_KEYSTORE_DIR is required (KEY_PROVIDER=local)."
+        )
+    from eci_platform.embedded import data_dir
+
+    LOCAL_KEYSTORE_DIR = str(data_dir() / "keys" / "keystore")
+if KEY_PROVIDER == "local" and not DEBUG and not (LOCAL_MASTER_KEY or LOCAL_MASTER_KEY_FILE):
+    raise ImproperlyConfigured(
+        "The environment variable LOCAL_MASTER_KEY or LOCAL_MASTER_KEY_FILE is required (KEY_PROVIDER=local)."
+    )
+
+# aws-kms: any KMS-compatible endpoint; credentials come the usual boto3 way (environment, role).
+AWS_KMS_ENDPOINT_URL = optional("AWS_KMS_ENDPOINT_URL")
+AWS_REGION = optional("AWS_REGION", "eu-central-1")
+AWS_KMS_DELETION_WINDOW_DAYS = env.int("AWS_KMS_DELETION_WINDOW_DAYS", default=7)
+
+# How long a process trusts its cached view of an initiative's keys. A new primary version waits
+# KEY_PROPAGATION_SECONDS (> the cache time) after it is announced, so every process knows it before it
+# is written with; a sweep starts that long after the switch, so no process still writes the old one.
+KEY_CACHE_SECONDS = env.float("KEY_CACHE_SECONDS", default=30.0)
+KEY_PROPAGATION_SECONDS = env.float("KEY_PROPAGATION_SECONDS", default=2 * KEY_CACHE_SECONDS + 5)
+REENCRYPTION_BATCH_SIZE = env.int("REENCRYPTION_BATCH_SIZE", default=5000)
