@@ -14,7 +14,7 @@ from tests.conftest import keystore  # noqa: F401  (a fixture)
 
 @pytest.fixture(scope="session")
 def django_db_setup(
-    keystore: Path,
+    keystore: Path,  # noqa: F811  (the fixture imported above)
     django_test_environment: None,
     django_db_blocker: DjangoDbBlocker,
     django_db_modify_db_settings: None,
