@@ -50,8 +50,13 @@ from tenants.services import audit_record
 
 logger = logging.getLogger(__name__)
 
-LEASE = datetime.timedelta(seconds=120)
+
 _SMALLEST_UUID = uuid.UUID(int=0)
+
+
+def _lease() -> datetime.timedelta:
+    """How long a sweep's claim lasts without renewal (renewed after every batch)."""
+    return datetime.timedelta(seconds=settings.REENCRYPTION_LEASE_SECONDS)
 
 
 class RotationError(RuntimeError):
@@ -209,7 +214,7 @@ def _claim(job_id: int, owner: str) -> bool:
             pk=job_id, state__in=[ReencryptionJobState.QUEUED, ReencryptionJobState.RUNNING]
         )
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_owner=owner, lease_until=now + LEASE, state=ReencryptionJobState.RUNNING)
+        .update(lease_owner=owner, lease_until=now + _lease(), state=ReencryptionJobState.RUNNING)
     )
     return claimed == 1
 
@@ -217,7 +222,7 @@ def _claim(job_id: int, owner: str) -> bool:
 def _renew(job: ReencryptionJob, owner: str, **progress: object) -> bool:
     return (
         ReencryptionJob.objects.filter(pk=job.pk, lease_owner=owner).update(
-            lease_until=timezone.now() + LEASE, **progress
+            lease_until=timezone.now() + _lease(), **progress
         )
         == 1
     )
@@ -469,3 +474,34 @@ def initiative_keys_destroy(initiative: Initiative, *, actor: str, reason: str) 
     }
     audit_record(actor=actor, action="key.shredded", initiative=initiative, reason=reason, **summary)
     return summary
+
+
+# -- the whole rotation, as `rotate_keys` starts it ------------------------------------------------------
+
+
+@dataclass
+class RotationStarted:
+    kek_id: int
+    announced: dict[str, int]  # purpose -> the new version, pending until promoted
+    jobs: list[int]
+
+
+def initiative_keys_rotate(initiative: Initiative, *, actor: str, reencrypt: bool) -> RotationStarted:
+    """Rewrap under a new KEK, announce a new data key for each purpose (promoted by a worker after
+    the propagation time) and, with `reencrypt`, request the sweeps that retire the old versions."""
+    from workers.tasks import promote_data_key
+    from workers.tasks import reencrypt as reencrypt_task
+
+    kek = kek_rotate(initiative, actor=actor)
+    announced: dict[str, int] = {}
+    jobs: list[int] = []
+    for purpose in KeyPurpose:
+        key = data_key_announce(initiative, purpose, actor=actor)
+        announced[purpose] = key.version
+        promote_data_key.apply_async(args=[key.pk], countdown=settings.KEY_PROPAGATION_SECONDS)
+        if reencrypt:
+            job = reencryption_request(initiative, purpose, key, actor=actor)
+            jobs.append(job.pk)
+            delay = max(0.0, (job.not_before - timezone.now()).total_seconds())
+            reencrypt_task.apply_async(args=[job.pk], countdown=delay)
+    return RotationStarted(kek_id=kek.pk, announced=announced, jobs=jobs)
