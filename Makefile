@@ -30,7 +30,9 @@ bench: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	DEBUG=$${DEBUG:-1} $(BIN)/mypy .
+	# mypy's Django plugin loads the settings: give it addresses so it starts no embedded service.
+	DEBUG=$${DEBUG:-1} DATABASE_URL=$${DATABASE_URL:-postgres://mypy@127.0.0.1:1/none} \
+		REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:1/0} $(BIN)/mypy .
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -12,6 +12,8 @@ from collection.models import Statement
 from collection.sealed import identity_of, personal_data_encode
 from collection.selectors import COUNTS_CACHE_KEY, statement_counts_by_country
 from tenants.db import connection
+from tenants.guard import PublicSchemaTenantTableError
+from tenants.models import Initiative
 from tenants.keyring.index import index_digest, index_digests_to_check
 from tenants.keyring.sealing import seal, sealed_version
 
@@ -26,7 +28,10 @@ class DuplicateStatementError(Exception):
 def statement_record(*, country: str, personal_data: dict[str, str], form_revision: str) -> Statement:
     """Store one statement of support of the current initiative: its personal data sealed under the
     initiative's primary key, its identity only as an index digest. Validation is the caller's."""
-    initiative_id = connection.tenant.pk
+    initiative = connection.tenant
+    if not isinstance(initiative, Initiative):
+        raise PublicSchemaTenantTableError("Statements are recorded with an initiative active.")
+    initiative_id = initiative.pk
     identity = identity_of(personal_data, country)
     if Statement.objects.filter(index_digest__in=index_digests_to_check(initiative_id, identity)).exists():
         raise DuplicateStatementError

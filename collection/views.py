@@ -6,6 +6,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import translation
+from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.http import require_safe
 
 from collection.selectors import counts_published
@@ -18,9 +19,10 @@ def chosen_language(request: HttpRequest, registered_language: str) -> str:
     asked = request.GET.get("lang", "")
     if asked in EU_LANGUAGE_CODES:
         return asked
-    from_browser = translation.get_language_from_request(request)
-    if from_browser in EU_LANGUAGE_CODES and request.headers.get("Accept-Language"):
-        return from_browser
+    for accepted, _quality in parse_accept_lang_header(request.headers.get("Accept-Language", "")):
+        base = accepted.split("-", 1)[0].lower()
+        if base in EU_LANGUAGE_CODES:
+            return base
     return registered_language
 
 

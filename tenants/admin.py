@@ -50,6 +50,7 @@ def _transition_action(to_state: str, label: str) -> Any:
             else:
                 modeladmin.message_user(request, f"{initiative.slug}: now {to_state}.", messages.SUCCESS)
 
+    action.allowed_permissions = ("change",)  # type: ignore[attr-defined]  # not for view-only staff
     action.__name__ = f"make_{to_state}"
     action.short_description = label  # type: ignore[attr-defined]
     return action

@@ -32,7 +32,9 @@ def _tenant_table_pattern() -> re.Pattern[str] | None:
     )
     if not tables:
         return None
-    return re.compile('"(' + "|".join(re.escape(table) for table in tables) + ')"')
+    # Quoted (the ORM) or bare (hand-written SQL) table names, as whole identifiers.
+    names = "|".join(re.escape(table) for table in tables)
+    return re.compile(rf'(?<![\w."])"?({names})"?(?![\w])', re.IGNORECASE)
 
 
 def _guard(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:

@@ -43,10 +43,9 @@ VISIBLE_STATES = frozenset(
 class Initiative(TenantMixin):
     """A registered European Citizens' Initiative; one PostgreSQL schema each."""
 
-    # Schemas are created explicitly by `initiative_provision` (cloned from the template), never on save.
+    # Schemas are created explicitly by onboarding (cloned from the template), never on save.
     auto_create_schema = False
     auto_drop_schema = False
-    clone_mode = "NODATA"
 
     slug = models.SlugField(max_length=63, unique=True, help_text="The subdomain of the initiative's site.")
     registration_number = models.CharField(max_length=16, unique=True)

@@ -18,8 +18,10 @@ from django.core.management import call_command
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_exists
 
+from eci_platform.transient import TRANSIENT_ERRORS
 from tenants.db import connection
 from tenants.models import (
     COLLECTION_PERIOD,
@@ -66,7 +68,9 @@ EU_LANGUAGES = frozenset(code for code, _name in settings.LANGUAGES)
 # The lifecycle, in one place: from each state, the states it may move to.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     InitiativeState.PROVISIONING: frozenset({InitiativeState.READY}),
-    InitiativeState.READY: frozenset({InitiativeState.COLLECTING, InitiativeState.WITHDRAWN}),
+    InitiativeState.READY: frozenset(
+        {InitiativeState.COLLECTING, InitiativeState.CLOSED, InitiativeState.WITHDRAWN}
+    ),
     InitiativeState.COLLECTING: frozenset(
         {InitiativeState.PAUSED, InitiativeState.CLOSED, InitiativeState.WITHDRAWN}
     ),
@@ -138,7 +142,7 @@ def onboarding_errors(request: OnboardingRequest) -> dict[str, list[str]]:
         errors.setdefault(field, []).append(message)
 
     slug = request.slug
-    if not DNS_LABEL.match(slug):
+    if not DNS_LABEL.fullmatch(slug):
         add(
             "slug",
             "The slug must be a DNS label: 1 to 63 lower-case letters, digits or hyphens, "
@@ -151,7 +155,7 @@ def onboarding_errors(request: OnboardingRequest) -> dict[str, list[str]]:
     elif Initiative.objects.filter(slug=slug).exists():
         add("slug", f"The slug '{slug}' is already taken.")
 
-    match = REGISTRATION_NUMBER.match(request.registration_number)
+    match = REGISTRATION_NUMBER.fullmatch(request.registration_number)
     if not match:
         add("registration_number", "A registration number looks like ECI(2026)000001.")
     else:
@@ -175,6 +179,8 @@ def onboarding_errors(request: OnboardingRequest) -> dict[str, list[str]]:
         add("collection_start", "Collection cannot start before the registration date.")
     elif request.collection_start > request.registered_on + LATEST_START_AFTER_REGISTRATION:
         add("collection_start", "Collection must start no later than 6 months after registration.")
+    elif request.collection_start + COLLECTION_PERIOD <= timezone.localdate():
+        add("collection_start", "This collection period has already ended.")
     if request.registered_on > timezone.localdate():
         add("registered_on", "The registration date cannot be in the future.")
 
@@ -242,7 +248,9 @@ def _onboarding_write(
             from workers.tasks import provision_initiative
 
             initiative_id = initiative.pk
-            transaction.on_commit(lambda: provision_initiative.delay(initiative_id))
+            # robust: a broker outage must not turn a saved onboarding into an error page; the
+            # reconciler re-sends provisioning that has not happened in time.
+            transaction.on_commit(lambda: provision_initiative.delay(initiative_id), robust=True)
     return initiative
 
 
@@ -278,7 +286,7 @@ def _provision(initiative: Initiative, *, actor: str, created_keks: list[str]) -
     transaction (see _keks_destroyed_on_failure)."""
     from tenants.keyring.keys import initiative_keys_create
 
-    initiative.create_schema(check_if_exists=False, verbosity=0)
+    _schema_create(initiative)
     created_keks.extend(initiative_keys_create(initiative))
     audit_record(
         actor=actor,
@@ -293,6 +301,24 @@ def _provision(initiative: Initiative, *, actor: str, created_keks: list[str]) -
         initiative_transition(initiative, InitiativeState.COLLECTING, actor=actor)
 
 
+# Serialises schema cloning: django-tenants replaces its clone function on every clone, and two
+# transactions doing that at once can fail with "tuple concurrently updated".
+_CLONE_LOCK = 0x45434931  # "ECI1"
+
+
+def _schema_create(initiative: Initiative) -> None:
+    """Clone the template (tables and its migration records), then run a real migrate on the copy: a
+    no-op when the template is current, and the missing migrations when it is behind the code, so a
+    schema is never recorded as migrated without being so."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CLONE_LOCK])
+    CloneSchema().clone_schema(settings.INITIATIVE_TEMPLATE_SCHEMA, initiative.schema_name, "DATA")
+    call_command(
+        "migrate_schemas", tenant=True, schema_name=initiative.schema_name, interactive=False, verbosity=0
+    )
+    connection.set_schema_to_public()
+
+
 def initiative_provision(initiative_id: int, *, actor: str = SYSTEM_ACTOR) -> Initiative | None:
     """Worker side of onboarding. Idempotent: a repeated delivery finds the work done and does nothing.
     On failure everything of the initiative is removed and the failure is audited."""
@@ -305,6 +331,9 @@ def initiative_provision(initiative_id: int, *, actor: str = SYSTEM_ACTOR) -> In
             if initiative.state != InitiativeState.PROVISIONING:
                 return initiative
             _provision(initiative, actor=actor, created_keks=created_keks)
+    except TRANSIENT_ERRORS:
+        connection.set_schema_to_public()
+        raise  # the task retries; nothing was created that needs undoing
     except Exception as error:
         connection.set_schema_to_public()
         _onboarding_discard(initiative, actor=actor, reason=type(error).__name__)
@@ -313,19 +342,22 @@ def initiative_provision(initiative_id: int, *, actor: str = SYSTEM_ACTOR) -> In
 
 
 def _onboarding_discard(initiative: Initiative, *, actor: str, reason: str) -> None:
-    # The schema needs no cleanup: it was cloned inside the transaction that failed.
+    # The schema and the keys need no cleanup: they were made inside the transaction that failed.
     with transaction.atomic():
-        audit_record(
+        AuditEvent.objects.create(
             actor=actor,
             action="initiative.provisioning_failed",
-            initiative=None,
-            slug=initiative.slug,
-            schema=initiative.schema_name,
-            reason=reason,
+            initiative_slug=initiative.slug,
+            details={"schema": initiative.schema_name, "reason": reason},
         )
         AuditEvent.objects.filter(initiative=initiative).update(initiative=None)
         initiative.domains.all().delete()
+        organiser_ids = list(initiative.organisers.values_list("user_id", flat=True))
         initiative.organisers.all().delete()
+        # Accounts made for this onboarding only (never signed in, no other initiative) go too.
+        get_user_model().objects.filter(
+            pk__in=organiser_ids, last_login__isnull=True, organiser_of__isnull=True, is_staff=False
+        ).delete()
         Initiative.objects.filter(pk=initiative.pk).delete()
 
 
@@ -373,7 +405,7 @@ def initiatives_follow_calendar(*, today: datetime.date | None = None) -> dict[s
             )
             opened += 1
     for initiative in Initiative.objects.filter(
-        state__in=[InitiativeState.COLLECTING, InitiativeState.PAUSED],
+        state__in=[InitiativeState.READY, InitiativeState.COLLECTING, InitiativeState.PAUSED],
         collection_start__lte=today - COLLECTION_PERIOD,
     ):
         if initiative.collection_end < today:
@@ -386,7 +418,7 @@ def initiatives_follow_calendar(*, today: datetime.date | None = None) -> dict[s
 
 def template_schema_ensure(*, verbosity: int = 0) -> None:
     """Create and migrate the template schema that new initiative schemas are cloned from."""
-    template = settings.TENANT_BASE_SCHEMA
+    template = settings.INITIATIVE_TEMPLATE_SCHEMA
     connection.set_schema_to_public()
     if not schema_exists(template):
         with connection.cursor() as cursor:

@@ -13,38 +13,37 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import kombu.exceptions
-import redis.exceptions
-from django.db import InterfaceError, OperationalError
 from tenant_schemas_celery.task import TenantTask
 
 from eci_platform.celery import app
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError,
-    InterfaceError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    kombu.exceptions.OperationalError,
-    ConnectionError,
-    TimeoutError,
-)
-
-_ID_TYPES = (int, str, uuid.UUID)
-_MAX_ID_LENGTH = 64
+from eci_platform.transient import TRANSIENT_ERRORS
 
 
 class TaskArgumentError(TypeError):
     """A task was sent something other than ids."""
 
 
+def _is_id(value: Any) -> bool:
+    """Integers and UUIDs (or their text) only: a string such as a name or an e-mail address is not."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | uuid.UUID):
+        return True
+    if isinstance(value, str):
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
 def _check_ids_only(args: Any, kwargs: Any) -> None:
-    values = list(args or ()) + list((kwargs or {}).values())
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, _ID_TYPES):
-            raise TaskArgumentError(f"Task arguments must be ids, not {type(value).__name__}.")
-        if isinstance(value, str) and len(value) > _MAX_ID_LENGTH:
-            raise TaskArgumentError("Task string arguments must be short ids.")
+    for value in list(args or ()) + list((kwargs or {}).values()):
+        if not _is_id(value):
+            raise TaskArgumentError(
+                f"Task arguments must be ids (integers or UUIDs), not {type(value).__name__}"
+            )
 
 
 class PlatformTask(TenantTask):

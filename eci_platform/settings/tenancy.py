@@ -3,8 +3,7 @@
 TENANT_MODEL = "tenants.Initiative"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 # New initiative schemas are cloned from this template (kept migrated by `migrate_platform`), so
-# onboarding never runs migrations and takes a fraction of a second.
-TENANT_BASE_SCHEMA = "tenant_template"
-TENANT_CREATION_FAKES_MIGRATIONS = True
+# onboarding never runs the migrations from scratch (see tenants.services._schema_create).
+INITIATIVE_TEMPLATE_SCHEMA = "tenant_template"
 # Raise when code queries a tenant table while the connection is on the public schema.
 TENANT_TABLE_GUARD = True

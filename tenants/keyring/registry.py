@@ -22,7 +22,9 @@ class SealedTable:
     identity: Callable[[bytes, str], bytes]
 
     def column(self, field: str) -> str:
-        return str(self.model._meta.get_field(getattr(self, field)).column)
+        model_field = self.model._meta.get_field(getattr(self, field))
+        assert isinstance(model_field, models.Field)
+        return str(model_field.column)
 
     @property
     def table(self) -> str:

@@ -384,7 +384,8 @@ def _sweep_batch(
 ) -> tuple[int, int, uuid.UUID | None]:
     """Move one batch of records after `after` (keyset pagination by id) in one transaction. Returns
     records looked at, records changed, and the last id (None when there were no more records)."""
-    pk = table.model._meta.pk.column  # type: ignore[union-attr]
+    assert table.model._meta.pk is not None
+    pk = table.model._meta.pk.column
     blob, version, country = (
         table.column("sealed_field"),
         table.column("version_field"),

@@ -52,6 +52,16 @@ def test_browser_language_is_used_when_none_was_chosen(multilingual: Initiative)
     assert "Des rivières propres" in response.content.decode()
 
 
+def test_a_browser_language_outside_the_eu_ones_gives_the_registered_language(alpha: Initiative) -> None:
+    initiative_register_texts_update(
+        alpha, actor="t", title={"fr": "Des rivières", "en": "Rivers"}, subject={}, objectives={}
+    )
+    Initiative.objects.filter(pk=alpha.pk).update(registered_language="fr")
+    response = client_for(alpha).get("/", HTTP_ACCEPT_LANGUAGE="ja,zh;q=0.8")
+    assert response["Content-Language"] == "fr"
+    assert "Des rivières" in response.content.decode()
+
+
 def test_unknown_language_falls_back_to_the_registered_language(multilingual: Initiative) -> None:
     response = client_for(multilingual).get("/?lang=zz")
     assert response.status_code == 200

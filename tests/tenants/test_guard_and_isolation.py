@@ -37,6 +37,12 @@ def test_guard_raises_on_a_tenant_table_from_the_public_schema() -> None:
         make_statement("AT")
 
 
+def test_guard_also_catches_hand_written_sql() -> None:
+    connection.set_schema_to_public()
+    with pytest.raises(PublicSchemaTenantTableError), connection.cursor() as cursor:
+        cursor.execute("select count(*) from collection_statement")
+
+
 def test_guard_lets_shared_tables_through_on_public_and_tenant_tables_on_a_tenant(alpha: Initiative) -> None:
     connection.set_schema_to_public()
     assert Initiative.objects.filter(slug="alpha").exists()

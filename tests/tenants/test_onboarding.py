@@ -16,7 +16,7 @@ from django_tenants.utils import schema_exists
 from collection.models import Statement
 from tenants.db import connection
 from tenants.models import AuditEvent, Domain, Initiative, InitiativeState, OrganiserMembership
-from tenants.services import OnboardingError, initiative_onboard, initiative_provision
+from tenants.services import OnboardingError, initiative_onboard, initiative_provision, onboarding_errors
 from tests.conftest import client_for, onboarding_request
 
 pytestmark = pytest.mark.django_db
@@ -114,6 +114,14 @@ BAD_INPUT = [
     ({"--title": "   "}, "title is required"),
     ({"--collection-start": "1990-01-01"}, "before the registration date"),
     ({"--collection-start": "2999-01-01"}, "6 months after registration"),
+    (
+        {
+            "--registered-on": "2024-01-10",
+            "--registration-number": "ECI(2024)000123",
+            "--collection-start": "2024-02-01",
+        },
+        "already ended",
+    ),
     ({"--registered-on": "28/11/2026"}, "YYYY-MM-DD"),
     ({"--organiser-email": "not-an-address"}, "valid e-mail"),
 ]
@@ -195,7 +203,7 @@ def test_failed_provisioning_removes_everything_and_is_audited(
     assert not Initiative.objects.filter(slug="eta").exists()
     assert not Domain.objects.filter(domain__startswith="eta.").exists()
     failure = AuditEvent.objects.get(action="initiative.provisioning_failed")
-    assert failure.details["slug"] == "eta" and failure.details["reason"] == "ValidationError"
+    assert failure.initiative_slug == "eta" and failure.details["reason"] == "ValidationError"
 
 
 def test_lost_provisioning_is_re_sent_by_the_reconciler(
@@ -229,3 +237,49 @@ def test_a_slug_taken_between_validation_and_insert_is_a_clear_refusal(
     with pytest.raises(OnboardingError, match="just taken"):
         initiative_onboard(onboarding_request("alpha", 11), actor="t", provision="now")
     assert (Initiative.objects.count(), AuditEvent.objects.count()) == before
+
+
+def test_json_refusal_is_one_json_object_with_the_errors_per_field() -> None:
+    out = StringIO()
+    args = [
+        f"{option}={value}" for option, value in zip(_valid_args()[::2], _valid_args()[1::2], strict=True)
+    ]
+    args[0] = "--slug=www"
+    with pytest.raises(CommandError):
+        call_command("onboard_initiative", *args, "--json", stdout=out)
+    refusal = json.loads(out.getvalue())
+    assert refusal["errors"] == {"slug": ["The slug 'www' is reserved by the platform."]}
+    assert "reserved" in refusal["error"]
+
+
+def test_a_schema_cloned_from_a_template_that_is_behind_gets_the_missing_migrations() -> None:
+    template = settings.INITIATIVE_TEMPLATE_SCHEMA
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP TABLE "{template}".collection_statement')
+        cursor.execute(f"DELETE FROM \"{template}\".django_migrations WHERE app = 'collection'")  # noqa: S608
+    initiative = initiative_onboard(onboarding_request("lambda", 12), actor="t", provision="now")
+    with initiative:
+        assert Statement.objects.count() == 0  # the table is there: migrated, not merely recorded
+
+
+def test_failed_provisioning_removes_the_organiser_account_made_for_it(
+    django_capture_on_commit_callbacks: pytest.FixtureRequest,
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    with django_capture_on_commit_callbacks():  # type: ignore[operator]
+        initiative = initiative_onboard(
+            onboarding_request("mu", 13, organiser_email="new.organiser@example.org"),
+            actor="operator",
+            provision="worker",
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE SCHEMA "{initiative.schema_name}"')
+    with pytest.raises(Exception, match="already exists"):
+        initiative_provision(initiative.pk)
+    assert not get_user_model().objects.filter(username="new.organiser@example.org").exists()
+
+
+@pytest.mark.parametrize("slug", ["ok\n", "ok\n\n", "\nok"])
+def test_a_line_break_never_passes_for_a_slug(slug: str) -> None:
+    assert "slug" in onboarding_errors(onboarding_request(slug, 14))

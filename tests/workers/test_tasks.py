@@ -16,7 +16,7 @@ from collection.models import Statement
 from eci_platform.celery import app
 from tenants.db import connection
 from tenants.models import Initiative
-from workers.base import PlatformTask, TaskArgumentError, platform_task
+from workers.base import PlatformTask, TaskArgumentError, _check_ids_only, platform_task
 from workers.routing import route_by_name_prefix
 from workers.tasks import provision_initiative, refresh_counts
 
@@ -81,11 +81,14 @@ def test_task_sent_from_a_tenant_runs_in_that_tenants_schema_on_a_real_worker(
 
 
 def test_tasks_refuse_anything_but_ids() -> None:
-    for bad in ({"name": "Jane"}, ["x"], 1.5, True, "x" * 65):
+    for bad in ({"name": "Jane"}, ["x"], 1.5, True, "Jane Doe", "jane@example.org", "AB123456", "x" * 65):
         with pytest.raises(TaskArgumentError):
             provision_initiative.apply_async(args=[bad])
     with pytest.raises(TaskArgumentError):
         provision_initiative.apply_async(kwargs={"initiative_id": {"nested": 1}})
+    # Ids pass: integers, UUIDs and their text.
+    for good in (7, uuid.uuid4(), str(uuid.uuid4())):
+        _check_ids_only([good], {})
 
 
 def test_tasks_have_explicit_names_and_retry_only_transient_errors() -> None:

@@ -1,11 +1,12 @@
-"""Shared by the management commands: `--json` prints exactly one JSON object on stdout."""
+"""Shared by the management commands: `--json` prints exactly one JSON object on stdout, on success
+and on refusal alike (then with "error" and, per field, "errors"; the exit status is non-zero)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NoReturn
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 class JsonCommand(BaseCommand):
@@ -17,3 +18,10 @@ class JsonCommand(BaseCommand):
             self.stdout.write(json.dumps(result, default=str, sort_keys=True))
         else:
             self.stdout.write(human)
+
+    def refuse(
+        self, options: dict[str, Any], message: str, errors: dict[str, list[str]] | None = None
+    ) -> NoReturn:
+        if options.get("json"):
+            self.stdout.write(json.dumps({"error": message, "errors": errors or {}}, sort_keys=True))
+        raise CommandError(message)

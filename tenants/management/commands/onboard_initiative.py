@@ -5,18 +5,18 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from tenants.management.commands._output import JsonCommand
 from tenants.services import COMMAND_LINE_ACTOR, OnboardingError, OnboardingRequest, initiative_onboard
 from tenants.urls import initiative_site_url
 
 
-def _date(value: str) -> datetime.date:
+def _date(value: str) -> datetime.date | None:
     try:
         return datetime.date.fromisoformat(value)
     except ValueError:
-        raise CommandError(f"'{value}' is not a date in the form YYYY-MM-DD.") from None
+        return None
 
 
 class Command(JsonCommand):
@@ -33,19 +33,31 @@ class Command(JsonCommand):
         parser.add_argument("--organiser-email", default="")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        dates = {field: _date(options[field]) for field in ("registered_on", "collection_start")}
+        malformed = {
+            field: [f"'{options[field]}' is not a date in the form YYYY-MM-DD."]
+            for field, value in dates.items()
+            if value is None
+        }
+        if malformed:
+            self.refuse(
+                options, "Onboarding refused. " + " ".join(m[0] for m in malformed.values()), malformed
+            )
+        registered_on, collection_start = dates["registered_on"], dates["collection_start"]
+        assert registered_on is not None and collection_start is not None
         request = OnboardingRequest(
             slug=options["slug"].strip().lower(),
             registration_number=options["registration_number"].strip(),
             title=options["title"],
-            registered_on=_date(options["registered_on"]),
-            collection_start=_date(options["collection_start"]),
+            registered_on=registered_on,
+            collection_start=collection_start,
             language=options["language"],
             organiser_email=options["organiser_email"].strip(),
         )
         try:
             initiative = initiative_onboard(request, actor=COMMAND_LINE_ACTOR, provision="now")
         except OnboardingError as error:
-            raise CommandError(f"Onboarding refused. {error}") from None
+            self.refuse(options, f"Onboarding refused. {error}", error.errors)
         domain = initiative.get_primary_domain()
         result = {
             "slug": initiative.slug,
