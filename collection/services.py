@@ -13,9 +13,9 @@ from collection.sealed import identity_of, personal_data_encode
 from collection.selectors import COUNTS_CACHE_KEY, statement_counts_by_country
 from tenants.db import connection
 from tenants.guard import PublicSchemaTenantTableError
-from tenants.models import Initiative
 from tenants.keyring.index import index_digest, index_digests_to_check
 from tenants.keyring.sealing import seal, sealed_version
+from tenants.models import Initiative
 
 # Refreshed every minute by beat; a day of slack keeps a page showing the last count during an outage.
 COUNTS_TTL_SECONDS = 24 * 3600
