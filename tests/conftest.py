@@ -15,6 +15,7 @@ from django.utils import timezone
 from pytest_django.plugin import DjangoDbBlocker
 
 from tenants.db import connection
+from tenants.keyring.keys import process_key_cache
 from tenants.models import Initiative
 from tenants.services import OnboardingRequest, initiative_onboard, template_schema_ensure
 
@@ -95,6 +96,8 @@ def beta(db: None) -> Iterator[Initiative]:
 def _public_schema_after_each_test() -> Iterator[None]:
     yield
     connection.set_schema_to_public()
+    # Key versions a rolled-back test made must not be remembered by the next one.
+    process_key_cache.clear()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
