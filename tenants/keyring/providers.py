@@ -173,7 +173,8 @@ class AwsKmsKeyProvider:
     def destroy_kek(self, kek_ref: str) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        key_id = self._key_id(kek_ref)
+        # The bare key id (the ARN's last part) is accepted by every KMS-compatible service here.
+        key_id = self._key_id(kek_ref).rsplit("/", 1)[-1]
         try:
             self._client.disable_key(KeyId=key_id)  # unusable at once; deleted after the waiting period
             self._client.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=self._deletion_window_days)
