@@ -14,7 +14,14 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from tenants.forms import OnboardingForm
-from tenants.models import AuditEvent, Initiative, InitiativeState
+from tenants.models import (
+    AuditEvent,
+    DataKey,
+    Initiative,
+    InitiativeState,
+    KeyEncryptionKey,
+    ReencryptionJob,
+)
 from tenants.services import (
     EDITABLE_DETAILS,
     OnboardingError,
@@ -56,8 +63,44 @@ def _transition_action(to_state: str, label: str) -> Any:
     return action
 
 
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DataKeyInline(ReadOnlyInline):
+    """Key versions and their states; never the wrapped key."""
+
+    model = DataKey
+    fields = (
+        "purpose",
+        "version",
+        "state",
+        "kek",
+        "created_at",
+        "primary_since",
+        "retired_at",
+        "destroyed_at",
+    )
+    readonly_fields = fields
+    ordering = ("purpose", "version")
+
+
+class KeyEncryptionKeyInline(ReadOnlyInline):
+    model = KeyEncryptionKey
+    fields = ("id", "provider", "created_at", "retired_at", "destroyed_at")
+    readonly_fields = fields
+
+
 @admin.register(Initiative, site=operator_site)
 class InitiativeAdmin(admin.ModelAdmin):
+    inlines = [KeyEncryptionKeyInline, DataKeyInline]
     list_display = (
         "slug",
         "registration_number",
@@ -156,6 +199,33 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_filter = ("action",)
     search_fields = ("initiative_slug", "actor", "action")
     date_hierarchy = "occurred_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ReencryptionJob, site=operator_site)
+class ReencryptionJobAdmin(admin.ModelAdmin):
+    list_display = (
+        "pk",
+        "initiative",
+        "purpose",
+        "target_version",
+        "state",
+        "records_done",
+        "records_total",
+        "records_moved",
+        "attempts",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("state", "purpose")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

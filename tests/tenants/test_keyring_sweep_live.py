@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -46,6 +45,7 @@ from tenants.models import (
 )
 from tenants.services import initiative_onboard
 from tests.conftest import onboarding_request
+from tests.database_url import test_database_url
 
 FAST = {
     "KEY_CACHE_SECONDS": 0,
@@ -147,14 +147,6 @@ def test_records_written_before_during_and_after_a_rotation_all_open_afterwards(
     )
 
 
-def _database_url() -> str:
-    database = connection.settings_dict
-    host = database["HOST"] or "127.0.0.1"
-    location = quote(host, safe="") if host.startswith("/") else f"{host}:{database['PORT'] or 5432}"
-    password = f":{quote(database['PASSWORD'])}" if database.get("PASSWORD") else ""
-    return f"postgres://{quote(database['USER'])}{password}@{location}/{database['NAME']}"
-
-
 def test_a_sweep_whose_worker_is_killed_resumes_from_its_checkpoint(
     committed: Initiative, keystore: Path
 ) -> None:
@@ -167,7 +159,7 @@ def test_a_sweep_whose_worker_is_killed_resumes_from_its_checkpoint(
     environment = {
         **os.environ,
         "DEBUG": "1",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": test_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "LOCAL_KEYSTORE_DIR": str(keystore),
         "LOCAL_MASTER_KEY_FILE": settings.LOCAL_MASTER_KEY_FILE,

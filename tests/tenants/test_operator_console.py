@@ -146,3 +146,14 @@ def test_view_only_staff_cannot_change_the_lifecycle(platform_client: Client) ->
     alpha.refresh_from_db()
     assert alpha.state == InitiativeState.COLLECTING
     assert not AuditEvent.objects.filter(initiative=alpha, actor="viewer").exists()
+
+
+def test_the_initiative_page_lists_key_versions_without_key_material(operator: Client) -> None:
+    from tenants.models import DataKey
+
+    alpha = Initiative.objects.get(slug="alpha")
+    page = operator.get(f"/operator/tenants/initiative/{alpha.pk}/change/").content.decode()
+    assert "Data keys" in page or "data key" in page.lower()
+    assert page.count("primary") >= 2
+    for key in DataKey.objects.filter(initiative=alpha):
+        assert bytes(key.wrapped).hex() not in page

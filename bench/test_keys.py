@@ -1,0 +1,203 @@
+"""Key benchmarks: sealing and opening per record, the index digest, KEK rewrap time against the number
+of records, and the re-encryption sweep over 1,000,000 records with statements being signed meanwhile.
+
+Run with `make bench` (BENCH_SWEEP_RECORDS changes the sweep's size). Prints one JSON object per figure.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import timeit
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+from pytest_django.plugin import DjangoDbBlocker
+
+from collection.models import Statement
+from collection.sealed import identity_of, personal_data_encode
+from eci_platform.embedded import REPOSITORY_ROOT
+from tenants.db import connection
+from tenants.keyring.index import digest_with
+from tenants.keyring.keys import data_key
+from tenants.keyring.rotation import (
+    data_key_announce,
+    data_key_promote,
+    kek_rotate,
+    reencryption_request,
+    reencryption_run,
+)
+from tenants.keyring.sealing import open_with, seal_with
+from tenants.models import Initiative, KeyPurpose
+from tenants.services import OnboardingRequest, initiative_onboard
+from tests.database_url import test_database_url
+
+pytestmark = pytest.mark.bench
+
+SWEEP_RECORDS = int(os.environ.get("BENCH_SWEEP_RECORDS", "1000000"))
+PERSON = {
+    "first_names": "Maria Theresia",
+    "family_names": "von Habsburg-Lothringen",
+    "document_type": "passport",
+    "document_number": "P1234567",
+}
+
+
+def _report(name: str, figures: dict[str, object]) -> None:
+    print(f"\n{name}: {json.dumps(figures)}")
+
+
+@pytest.fixture
+def initiative(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator[Initiative]:
+    from django.utils import timezone
+
+    today = timezone.localdate()
+    with django_db_blocker.unblock(), override_settings(KEY_PROPAGATION_SECONDS=0):
+        yield initiative_onboard(
+            OnboardingRequest(
+                slug=f"keys-{uuid.uuid4().hex[:8]}",
+                registration_number=f"ECI({today.year}){uuid.uuid4().int % 900000 + 100000:06d}",
+                title="Keys benchmark",
+                registered_on=today,
+                collection_start=today,
+            ),
+            actor="bench",
+            provision="now",
+        )
+
+
+def test_seal_open_and_digest_per_record(initiative: Initiative) -> None:
+    key = data_key(initiative.pk, KeyPurpose.PERSONAL_DATA, 1)
+    index_key = data_key(initiative.pk, KeyPurpose.INDEX, 1)
+    record, plaintext = uuid.uuid4(), personal_data_encode(PERSON)
+    blob = seal_with(key, record, "AT", plaintext)
+    identity = identity_of(PERSON, "AT")
+    rounds = 100_000
+    figures = {
+        "plaintext_bytes": len(plaintext),
+        "sealed_bytes": len(blob),
+        "seal_us": round(
+            timeit.timeit(lambda: seal_with(key, record, "AT", plaintext), number=rounds) / rounds * 1e6, 2
+        ),
+        "open_us": round(
+            timeit.timeit(lambda: open_with(key, record, "AT", blob), number=rounds) / rounds * 1e6, 2
+        ),
+        "index_digest_us": round(
+            timeit.timeit(lambda: digest_with(index_key, identity), number=rounds) / rounds * 1e6, 2
+        ),
+    }
+    _report("per record", figures)
+
+
+def _bulk_load(initiative: Initiative, count: int) -> None:
+    """Sealed statements straight into the table with COPY (the signing path is benchmarked elsewhere)."""
+    key = data_key(initiative.pk, KeyPurpose.PERSONAL_DATA, 1)
+    index_key = data_key(initiative.pk, KeyPurpose.INDEX, 1)
+    with initiative, connection.cursor() as cursor:
+        for start in range(0, count, 50_000):
+            buffer = io.StringIO()
+            for number in range(start, min(count, start + 50_000)):
+                record = uuid.uuid4()
+                data = {**PERSON, "document_number": f"P{number:09d}"}
+                sealed = seal_with(key, record, "AT", personal_data_encode(data))
+                digest = digest_with(index_key, identity_of(data, "AT"))
+                buffer.write(
+                    f"{record}\tAT\tbench\t2026-11-28 12:00:00+00\t1\t\\\\x{digest.hex()}\t1\t"
+                    f"\\\\x{sealed.hex()}\n"
+                )
+            with cursor.cursor.copy(
+                "COPY collection_statement (id, country, form_revision, submitted_at, key_version, "
+                "index_digest, index_key_version, sealed_personal_data) FROM STDIN"
+            ) as copy:
+                copy.write(buffer.getvalue())
+        cursor.execute("ANALYZE collection_statement")
+
+
+def _timed_ms(action: object) -> float:
+    started = time.perf_counter()
+    action()  # type: ignore[operator]
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+SIGNER = """
+import sys, time, django
+django.setup()
+from collection.services import statement_record
+from tenants.models import Initiative
+initiative = Initiative.objects.get(pk=int(sys.argv[1]))
+deadline = time.monotonic() + float(sys.argv[2])
+signed = 0
+with initiative:
+    while time.monotonic() < deadline:
+        statement_record(country="AT", personal_data={"first_names": "Signer", "family_names": str(signed),
+                         "document_type": "passport", "document_number": f"S{signed:09d}"}, form_revision="b")
+        signed += 1
+print(signed)
+"""
+
+
+def test_rewrap_and_sweep_of_a_million_records(
+    initiative: Initiative, django_db_blocker: DjangoDbBlocker
+) -> None:
+    with django_db_blocker.unblock(), override_settings(KEY_PROPAGATION_SECONDS=0, KEY_CACHE_SECONDS=0):
+        rewrap_empty = _timed_ms(lambda: kek_rotate(initiative, actor="bench"))
+        load_ms = _timed_ms(lambda: _bulk_load(initiative, SWEEP_RECORDS))
+        rewrap_full = _timed_ms(lambda: kek_rotate(initiative, actor="bench"))
+        _report(
+            "kek rewrap",
+            {
+                "records": SWEEP_RECORDS,
+                "with_0_records_ms": rewrap_empty,
+                f"with_{SWEEP_RECORDS}_records_ms": rewrap_full,
+                "bulk_load_ms": load_ms,
+            },
+        )
+
+        target = data_key_announce(initiative, KeyPurpose.PERSONAL_DATA, actor="bench")
+        data_key_promote(target.pk, actor="bench")
+        job = reencryption_request(initiative, KeyPurpose.PERSONAL_DATA, target, actor="bench")
+        environment = {
+            **os.environ,
+            "DEBUG": "1",
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "LOCAL_KEYSTORE_DIR": settings.LOCAL_KEYSTORE_DIR,
+            "LOCAL_MASTER_KEY_FILE": settings.LOCAL_MASTER_KEY_FILE,
+        }
+        signer = subprocess.Popen(
+            [sys.executable, "-c", SIGNER, str(initiative.pk), "600"],
+            cwd=REPOSITORY_ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(2)  # the signer is up and signing
+        started = time.perf_counter()
+        outcome = reencryption_run(job.pk)
+        while outcome.state != "finished":  # records signed with the old key during a pass
+            outcome = reencryption_run(job.pk)
+        elapsed = time.perf_counter() - started
+        signer.terminate()
+        signer.wait(timeout=30)
+        with initiative:
+            signed_meanwhile = Statement.objects.filter(form_revision="b").count()
+        _report(
+            "sweep",
+            {
+                "records": SWEEP_RECORDS,
+                "records_moved": outcome.records_moved,
+                "seconds": round(elapsed, 1),
+                "records_per_second": round(outcome.records_moved / elapsed),
+                "batch_size": settings.REENCRYPTION_BATCH_SIZE,
+                "statements_signed_meanwhile": signed_meanwhile,
+                "signed_per_second_meanwhile": round(signed_meanwhile / (elapsed + 2), 1),
+            },
+        )
+        assert outcome.versions_destroyed == [1]
