@@ -14,7 +14,7 @@ import sys
 import time
 import timeit
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import pytest
 from django.conf import settings
@@ -50,7 +50,7 @@ PERSON = {
 }
 
 
-def _report(name: str, figures: dict[str, object]) -> None:
+def _report(name: str, figures: Mapping[str, object]) -> None:
     print(f"\n{name}: {json.dumps(figures)}")
 
 

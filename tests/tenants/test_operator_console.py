@@ -124,6 +124,12 @@ def test_operator_edits_are_saved_through_the_audited_service(operator: Client) 
         "register_url": "",
         "website_url": "https://alpha.example.org/",
         "contact_persons": "[]",
+        # The read-only key inlines post empty management forms.
+        **{
+            f"{prefix}-{field}": "0"
+            for prefix in ("keks", "data_keys")
+            for field in ("TOTAL_FORMS", "INITIAL_FORMS")
+        },
     }
     response = operator.post(f"/operator/tenants/initiative/{alpha.pk}/change/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
