@@ -193,12 +193,8 @@ class InitiativeAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "operator/onboard.html", context, status=status)
 
 
-@admin.register(AuditEvent, site=operator_site)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("occurred_at", "actor", "action", "initiative_slug", "details")
-    list_filter = ("action",)
-    search_fields = ("initiative_slug", "actor", "action")
-    date_hierarchy = "occurred_at"
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records the platform writes itself: shown, never added, edited or deleted by hand."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -210,8 +206,16 @@ class AuditEventAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(AuditEvent, site=operator_site)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ("occurred_at", "actor", "action", "initiative_slug", "details")
+    list_filter = ("action",)
+    search_fields = ("initiative_slug", "actor", "action")
+    date_hierarchy = "occurred_at"
+
+
 @admin.register(ReencryptionJob, site=operator_site)
-class ReencryptionJobAdmin(admin.ModelAdmin):
+class ReencryptionJobAdmin(ReadOnlyAdmin):
     list_display = (
         "pk",
         "initiative",
@@ -226,15 +230,6 @@ class ReencryptionJobAdmin(admin.ModelAdmin):
         "finished_at",
     )
     list_filter = ("state", "purpose")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # Operator accounts are managed in the same console.
