@@ -33,13 +33,22 @@ def statement_record(*, country: str, personal_data: dict[str, str], form_revisi
         raise PublicSchemaTenantTableError("Statements are recorded with an initiative active.")
     initiative_id = initiative.pk
     identity = identity_of(personal_data, country)
-    if Statement.objects.filter(index_digest__in=index_digests_to_check(initiative_id, identity)).exists():
-        raise DuplicateStatementError
+    # Under every live index key, oldest first: during an index rotation an earlier statement of the
+    # same person may carry a digest under an older key than the one this process writes with.
+    digests = index_digests_to_check(initiative_id, identity)
     record_id = uuid.uuid4()
     sealed = seal(initiative_id, record_id, country, personal_data_encode(personal_data))
     index_version, digest = index_digest(initiative_id, identity)
     try:
         with transaction.atomic():
+            # Two submissions of one person serialise here, whichever index key each process writes
+            # with: the lock is on the digest under the oldest live key, the same for both.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s)", [int.from_bytes(digests[0][:8], "big", signed=True)]
+                )
+            if Statement.objects.filter(index_digest__in=digests).exists():
+                raise DuplicateStatementError
             return Statement.objects.create(
                 id=record_id,
                 country=country,

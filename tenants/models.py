@@ -204,7 +204,9 @@ class ReencryptionJob(models.Model):
         max_length=16, choices=ReencryptionJobState.choices, default=ReencryptionJobState.QUEUED
     )
     requested_by = models.CharField(max_length=150)
-    not_before = models.DateTimeField(help_text="When every process has stopped writing with older versions.")
+    not_before = models.DateTimeField(help_text="The earliest the sweep may start (see rotation.py).")
+    # Where a resumed sweep goes on: the table it was in and the last record id done there.
+    checkpoint_table = models.CharField(max_length=63, blank=True)
     checkpoint = models.UUIDField(null=True, blank=True)
     records_done = models.PositiveBigIntegerField(default=0)
     records_moved = models.PositiveBigIntegerField(default=0)

@@ -287,7 +287,7 @@ def _provision(initiative: Initiative, *, actor: str, created_keks: list[str]) -
     from tenants.keyring.keys import initiative_keys_create
 
     _schema_create(initiative)
-    created_keks.extend(initiative_keys_create(initiative))
+    initiative_keys_create(initiative, created_keks=created_keks)
     audit_record(
         actor=actor,
         action="key.created",

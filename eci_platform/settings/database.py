@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
@@ -10,6 +12,9 @@ from eci_platform.settings.environment import DEBUG, optional
 _database_url = optional("DATABASE_URL")
 if _database_url:
     _database = environ.Env.db_url_config(_database_url)
+    # A Unix socket folder as the host, percent-encoded (postgres://user@%2Fpath%2Fto%2Fsocket/db).
+    if str(_database.get("HOST", "")).upper().startswith("%2F"):
+        _database["HOST"] = unquote(str(_database["HOST"]))
 elif DEBUG:
     from eci_platform.embedded import ensure_postgres
 

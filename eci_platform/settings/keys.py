@@ -36,10 +36,14 @@ AWS_KMS_ENDPOINT_URL = optional("AWS_KMS_ENDPOINT_URL")
 AWS_REGION = optional("AWS_REGION", "eu-central-1")
 AWS_KMS_DELETION_WINDOW_DAYS = env.int("AWS_KMS_DELETION_WINDOW_DAYS", default=7)
 
-# How long a process trusts its cached view of an initiative's keys. A new primary version waits
-# KEY_PROPAGATION_SECONDS (> the cache time) after it is announced, so every process knows it before it
-# is written with; a sweep starts that long after the switch, so no process still writes the old one.
+# How long a process trusts its cached view of an initiative's keys. A new version is announced
+# pending and becomes primary KEY_PROPAGATION_SECONDS later (> the cache time), so every process has
+# seen it before it is written with.
 KEY_CACHE_SECONDS = env.float("KEY_CACHE_SECONDS", default=30.0)
 KEY_PROPAGATION_SECONDS = env.float("KEY_PROPAGATION_SECONDS", default=2 * KEY_CACHE_SECONDS + 5)
+# A sweep starts this long after the cache time has passed since its key became primary: the slack
+# for a write that read the old primary just before the switch and commits a little later.
+KEY_WRITE_MARGIN_SECONDS = env.float("KEY_WRITE_MARGIN_SECONDS", default=10.0)
+REENCRYPTION_MAX_ATTEMPTS = env.int("REENCRYPTION_MAX_ATTEMPTS", default=10)
 REENCRYPTION_BATCH_SIZE = env.int("REENCRYPTION_BATCH_SIZE", default=5000)
 REENCRYPTION_LEASE_SECONDS = env.float("REENCRYPTION_LEASE_SECONDS", default=120.0)

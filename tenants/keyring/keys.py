@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
@@ -31,6 +32,11 @@ class UnwrappedKey:
     purpose: str
     version: int
     material: bytes
+    # The cipher lives and dies with this entry of the process cache, never longer.
+    cipher: AESGCM = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cipher", AESGCM(self.material))
 
     def __repr__(self) -> str:  # never print key material, even in a traceback
         return (
@@ -89,8 +95,10 @@ def wrap_context(initiative_id: int, purpose: str, version: int) -> dict[str, st
 
 
 def current_kek(initiative_id: int) -> KeyEncryptionKey:
+    """The KEK new data keys are wrapped with; locked, so a KEK rotation cannot retire it meanwhile."""
     kek = (
-        KeyEncryptionKey.objects.filter(initiative_id=initiative_id, retired_at__isnull=True)
+        KeyEncryptionKey.objects.select_for_update()
+        .filter(initiative_id=initiative_id, retired_at__isnull=True)
         .order_by("-pk")
         .first()
     )
@@ -118,18 +126,18 @@ def data_key_create(initiative_id: int, purpose: str, state: str, kek: KeyEncryp
     )
 
 
-def initiative_keys_create(initiative: Initiative) -> list[str]:
-    """At onboarding: a KEK from the provider and a primary data key for each purpose.
-    Returns the KEK references created, so a failed onboarding can destroy them again."""
+def initiative_keys_create(initiative: Initiative, *, created_keks: list[str]) -> None:
+    """At onboarding: a KEK from the provider and a primary data key for each purpose. The KEK's
+    reference goes into `created_keks` at once, so a failed onboarding can destroy it again."""
     provider = key_provider()
     reference = provider.create_kek(label=initiative.schema_name)
+    created_keks.append(reference)
     with transaction.atomic():
         kek = KeyEncryptionKey.objects.create(
             initiative=initiative, provider=provider.name, reference=reference
         )
         for purpose in KeyPurpose:
             data_key_create(initiative.pk, purpose, DataKeyState.PRIMARY, kek)
-    return [reference]
 
 
 def _load(initiative_id: int, purpose: str, version: int) -> UnwrappedKey:
@@ -177,11 +185,11 @@ def primary_data_key(initiative_id: int, purpose: str) -> UnwrappedKey:
 
 
 def live_data_keys(initiative_id: int, purpose: str) -> list[UnwrappedKey]:
-    """Every version that may still be in use (pending, primary, decrypt-only), newest first. The
+    """Every version that may still be in use (pending, primary, decrypt-only), oldest first. The
     duplicate check needs them all while a sweep moves digests from an old index key to a new one."""
     versions = DataKey.objects.filter(
         initiative_id=initiative_id,
         purpose=purpose,
         state__in=[DataKeyState.PENDING, DataKeyState.PRIMARY, DataKeyState.DECRYPT_ONLY],
     ).values_list("version", flat=True)
-    return [data_key(initiative_id, purpose, version) for version in sorted(versions, reverse=True)]
+    return [data_key(initiative_id, purpose, version) for version in sorted(versions)]

@@ -13,10 +13,8 @@ from __future__ import annotations
 import os
 import struct
 import uuid
-from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tenants.keyring.keys import UnwrappedKey, data_key, primary_data_key
 from tenants.models import KeyPurpose
@@ -31,11 +29,6 @@ class SealedRecordError(ValueError):
     """A blob that is malformed, tampered with, moved, or sealed under another key: it does not open."""
 
 
-@lru_cache(maxsize=256)
-def _cipher(material: bytes) -> AESGCM:
-    return AESGCM(material)
-
-
 def _associated_data(header: bytes, initiative_id: int, record_id: uuid.UUID, country: str) -> bytes:
     return header + struct.pack(">Q", initiative_id) + record_id.bytes + country.encode("ascii")
 
@@ -44,7 +37,7 @@ def seal_with(key: UnwrappedKey, record_id: uuid.UUID, country: str, plaintext: 
     header = _HEADER.pack(MAGIC, key.version)
     nonce = os.urandom(_NONCE_BYTES)
     aad = _associated_data(header, key.initiative_id, record_id, country)
-    return header + nonce + _cipher(key.material).encrypt(nonce, plaintext, aad)
+    return header + nonce + key.cipher.encrypt(nonce, plaintext, aad)
 
 
 def seal(initiative_id: int, record_id: uuid.UUID, country: str, plaintext: bytes) -> bytes:
@@ -70,7 +63,7 @@ def open_with(key: UnwrappedKey, record_id: uuid.UUID, country: str, blob: bytes
         blob[_MINIMUM_LENGTH - 16 :],
     )
     try:
-        return _cipher(key.material).decrypt(
+        return key.cipher.decrypt(
             nonce, ciphertext, _associated_data(header, key.initiative_id, record_id, country)
         )
     except InvalidTag:

@@ -38,7 +38,9 @@ from tests.conftest import onboarding_request
 
 pytestmark = pytest.mark.django_db
 
-IMMEDIATE = override_settings(KEY_CACHE_SECONDS=0, KEY_PROPAGATION_SECONDS=0, REENCRYPTION_BATCH_SIZE=7)
+IMMEDIATE = override_settings(
+    KEY_CACHE_SECONDS=0, KEY_PROPAGATION_SECONDS=0, KEY_WRITE_MARGIN_SECONDS=0, REENCRYPTION_BATCH_SIZE=7
+)
 
 
 def person(number: int) -> dict[str, str]:

@@ -50,6 +50,7 @@ from tests.database_url import test_database_url
 FAST = {
     "KEY_CACHE_SECONDS": 0,
     "KEY_PROPAGATION_SECONDS": 0,
+    "KEY_WRITE_MARGIN_SECONDS": 0,
     "REENCRYPTION_BATCH_SIZE": 100,
     "REENCRYPTION_LEASE_SECONDS": 1,
 }
