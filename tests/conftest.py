@@ -35,6 +35,24 @@ def onboarding_request(slug: str, serial: int, **overrides: object) -> Onboardin
     return OnboardingRequest(**fields)  # type: ignore[arg-type]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _celery_on_a_test_database() -> Iterator[None]:
+    """Tests send and receive Celery messages on Redis database 15, where no development worker
+    listens (a `make dev` worker shares the embedded Redis and would take them otherwise)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from django.conf import settings
+
+    from eci_platform.celery import app
+
+    parts = urlsplit(settings.REDIS_URL)
+    test_url = urlunsplit((parts.scheme, parts.netloc, "/15", parts.query, parts.fragment))
+    previous = {"broker_url": app.conf.broker_url, "result_backend": app.conf.result_backend}
+    app.conf.update(broker_url=test_url, result_backend=test_url)
+    yield
+    app.conf.update(**previous)
+
+
 @pytest.fixture(scope="session")
 def keystore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The local key provider's KEK files for this run: a fresh folder, not the development one."""

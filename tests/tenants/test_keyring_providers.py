@@ -7,7 +7,6 @@ import base64
 import os
 import socket
 import stat
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,7 +163,9 @@ def test_an_initiative_on_kms_seals_rotates_and_shreds(kms: AwsKmsKeyProvider) -
     old_state = kms._client.describe_key(KeyId=kek.reference.split(":", 1)[1])["KeyMetadata"]["KeyState"]
     assert old_state == "PendingDeletion"
 
+    current = KeyEncryptionKey.objects.get(initiative=initiative, destroyed_at__isnull=True)
     initiative_keys_destroy(initiative, actor="t", reason="test")
     with pytest.raises(KeyUnavailableError):
         open_sealed(initiative.pk, row.pk, "SI", bytes(row.sealed_personal_data))
-    assert uuid.UUID(str(row.pk))
+    key_id = current.reference.split(":", 1)[1]
+    assert kms._client.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "PendingDeletion"

@@ -19,7 +19,9 @@ from tenants.keyring.index import (
 )
 from tenants.keyring.keys import KeyUnavailableError, process_key_cache
 from tenants.keyring.sealing import SealedRecordError, open_sealed, seal
-from tenants.models import DataKey, DataKeyState, Initiative, KeyPurpose
+from tenants.models import DataKey, Initiative, KeyPurpose
+from tenants.services import initiative_onboard
+from tests.conftest import onboarding_request
 
 pytestmark = pytest.mark.django_db
 
@@ -76,14 +78,17 @@ def test_an_unknown_version_fails_closed(alpha: Initiative) -> None:
 
 
 def test_a_destroyed_version_fails_closed(alpha: Initiative) -> None:
+    from tenants.keyring.rotation import initiative_keys_destroy
+
+    fresh = initiative_onboard(onboarding_request("destroyed-key", 800001), actor="t", provision="now")
     record = uuid.uuid4()
-    blob = seal(alpha.pk, record, "PL", PLAIN)
-    DataKey.objects.filter(initiative=alpha, purpose=KeyPurpose.PERSONAL_DATA).update(
-        state=DataKeyState.DESTROYED, wrapped=b""
-    )
+    blob = seal(fresh.pk, record, "PL", PLAIN)
+    initiative_keys_destroy(fresh, actor="t", reason="test")
+    with pytest.raises(KeyUnavailableError):
+        open_sealed(fresh.pk, record, "PL", blob)
     process_key_cache.clear()
     with pytest.raises(KeyUnavailableError):
-        open_sealed(alpha.pk, record, "PL", blob)
+        open_sealed(fresh.pk, record, "PL", blob)
 
 
 def test_wrapped_keys_in_the_database_are_not_the_keys(alpha: Initiative) -> None:

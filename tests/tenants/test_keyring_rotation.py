@@ -265,3 +265,91 @@ def test_shredding_makes_everything_unreadable_and_is_audited(fresh: Initiative,
     assert event.actor == "operator-jane" and event.occurred_at is not None
     assert event.details["reason"] == "REQ-18 deadline" and summary["keks_destroyed"] == [kek.pk]
     assert AuditEvent.objects.filter(initiative=fresh, action="key.kek_destroyed").exists()
+
+
+@IMMEDIATE
+def test_a_second_rotation_is_refused_while_one_is_under_way(fresh: Initiative) -> None:
+    target = data_key_announce(fresh, KeyPurpose.PERSONAL_DATA, actor="t")
+    with pytest.raises(RotationError, match="already pending"):
+        data_key_announce(fresh, KeyPurpose.PERSONAL_DATA, actor="t")
+    data_key_promote(target.pk, actor="t")
+    reencryption_request(fresh, KeyPurpose.PERSONAL_DATA, target, actor="t")
+    with pytest.raises(RotationError, match="not finished"):
+        data_key_announce(fresh, KeyPurpose.INDEX, actor="t")
+    kek_count = KeyEncryptionKey.objects.filter(initiative=fresh).count()
+    from tenants.keyring.rotation import initiative_keys_rotate
+
+    with pytest.raises(RotationError):
+        initiative_keys_rotate(fresh, actor="t", reencrypt=True)
+    assert KeyEncryptionKey.objects.filter(initiative=fresh).count() == kek_count, "nothing changed"
+
+
+@IMMEDIATE
+def test_a_sweep_never_moves_a_record_down_to_an_older_version(fresh: Initiative) -> None:
+    _write(fresh, range(5))
+    first = data_key_announce(fresh, KeyPurpose.PERSONAL_DATA, actor="t")
+    data_key_promote(first.pk, actor="t")
+    newer = _write(fresh, range(5, 8))  # sealed under version 2
+    job = reencryption_request(fresh, KeyPurpose.PERSONAL_DATA, first, actor="t")
+    # Version 2 stops being primary behind the job's back (as if a newer rotation had taken over).
+    DataKey.objects.filter(initiative=fresh, purpose=KeyPurpose.PERSONAL_DATA, version=2).update(
+        state=DataKeyState.DECRYPT_ONLY
+    )
+    assert reencryption_run(job.pk).state == "failed"
+    with fresh:
+        assert set(Statement.objects.filter(pk__in=newer).values_list("key_version", flat=True)) == {2}
+        assert set(Statement.objects.exclude(pk__in=newer).values_list("key_version", flat=True)) == {1}
+
+
+@IMMEDIATE
+def test_after_a_sweep_the_kek_is_replaced_so_backups_cannot_unwrap_destroyed_versions(
+    fresh: Initiative, keystore: Path
+) -> None:
+    _write(fresh, range(3))
+    kek_before = KeyEncryptionKey.objects.get(initiative=fresh, destroyed_at__isnull=True)
+    target = data_key_announce(fresh, KeyPurpose.PERSONAL_DATA, actor="t")
+    data_key_promote(target.pk, actor="t")
+    job = reencryption_request(fresh, KeyPurpose.PERSONAL_DATA, target, actor="t")
+    assert reencryption_run(job.pk).versions_destroyed == [1]
+    kek_before.refresh_from_db()
+    assert kek_before.destroyed_at is not None and not _kek_file(kek_before, keystore).exists()
+    assert len(_all_open(fresh)) == 3
+
+
+def test_a_sweep_gives_up_after_its_attempts_and_says_so(fresh: Initiative) -> None:
+    with override_settings(
+        KEY_PROPAGATION_SECONDS=0,
+        KEY_WRITE_MARGIN_SECONDS=0,
+        KEY_CACHE_SECONDS=0,
+        REENCRYPTION_MAX_ATTEMPTS=2,
+    ):
+        target = data_key_announce(fresh, KeyPurpose.PERSONAL_DATA, actor="t")
+        data_key_promote(target.pk, actor="t")
+        job = reencryption_request(fresh, KeyPurpose.PERSONAL_DATA, target, actor="t")
+        ReencryptionJob.objects.filter(pk=job.pk).update(attempts=2)
+        outcome = reencryption_run(job.pk)
+    assert outcome.state == "failed"
+    assert AuditEvent.objects.filter(initiative=fresh, action="key.sweep_failed").exists()
+
+
+def test_shredding_that_the_provider_refuses_is_audited_and_can_be_run_again(
+    fresh: Initiative, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tenants.keyring.providers import KeyProviderError, key_provider
+
+    provider = key_provider()
+    real_destroy = provider.destroy_kek
+
+    def refuse(reference: str) -> None:
+        raise KeyProviderError("unreachable")
+
+    monkeypatch.setattr(provider, "destroy_kek", refuse)
+    with pytest.raises(KeyProviderError):
+        initiative_keys_destroy(fresh, actor="op", reason="test")
+    assert AuditEvent.objects.filter(initiative=fresh, action="key.shred_incomplete").exists()
+    assert KeyEncryptionKey.objects.filter(initiative=fresh, destroyed_at__isnull=True).count() == 1
+
+    monkeypatch.setattr(provider, "destroy_kek", real_destroy)
+    initiative_keys_destroy(fresh, actor="op", reason="test")
+    assert not KeyEncryptionKey.objects.filter(initiative=fresh, destroyed_at__isnull=True).exists()
+    assert AuditEvent.objects.filter(initiative=fresh, action="key.shredded").exists()

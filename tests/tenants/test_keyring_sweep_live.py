@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -103,46 +102,64 @@ def _check_all_moved(initiative: Initiative, target_version: int, expected_count
         open_sealed(initiative.pk, row.pk, row.country, bytes(row.sealed_personal_data))
 
 
+WRITER = """
+import sys, time, django
+django.setup()
+from collection.services import statement_record
+from tenants.models import Initiative
+initiative = Initiative.objects.get(pk=int(sys.argv[1]))
+deadline = time.monotonic() + float(sys.argv[2])
+written = 0
+with initiative:
+    while time.monotonic() < deadline:
+        statement_record(country="BG", personal_data={"first_names": "W", "family_names": str(written),
+                         "document_type": "personal.number", "document_number": f"9{written:09d}"},
+                         form_revision="w")
+        written += 1
+print(written)
+"""
+
+
 def test_records_written_before_during_and_after_a_rotation_all_open_afterwards(
-    committed: Initiative,
+    committed: Initiative, keystore: Path
 ) -> None:
+    """A writer in another process, with its own key cache (1 s), signs throughout: before the
+    rotation, while the new version is pending, across the switch, during the sweep and after it."""
+    timing = {"KEY_CACHE_SECONDS": 1, "KEY_PROPAGATION_SECONDS": 1.5, "KEY_WRITE_MARGIN_SECONDS": 0.5}
     _write(committed, range(150))
-    written = {"count": 150}
-    stop = threading.Event()
-    failures: list[BaseException] = []
-
-    def writer() -> None:
-        number = 10_000
-        try:
-            while not stop.is_set():
-                _write(committed, range(number, number + 1))
-                written["count"] += 1
-                number += 1
-        except BaseException as error:  # reported to the test below
-            failures.append(error)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        time.sleep(0.2)  # writes before the rotation
+    environment = {
+        **os.environ,
+        "DEBUG": "1",
+        "DATABASE_URL": test_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "LOCAL_KEYSTORE_DIR": str(keystore),
+        "LOCAL_MASTER_KEY_FILE": settings.LOCAL_MASTER_KEY_FILE,
+        **{name: str(value) for name, value in timing.items()},
+    }
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(committed.pk), "7"],
+        cwd=REPOSITORY_ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    with override_settings(**timing):
+        time.sleep(1.0)  # writes before the rotation
         target = data_key_announce(committed, KeyPurpose.PERSONAL_DATA, actor="t")
-        time.sleep(0.2)  # writes while the new version is pending
-        data_key_promote(target.pk, actor="t")
         job = reencryption_request(committed, KeyPurpose.PERSONAL_DATA, target, actor="t")
-        for _attempt in range(20):  # the sweep, while writes go on
+        while data_key_promote(target.pk, actor="t").state == DataKeyState.PENDING:  # type: ignore[union-attr]
+            time.sleep(0.1)  # writes while the new version is pending
+        outcome = reencryption_run(job.pk)
+        waited_for_stale_writers = outcome.retry_in_seconds is not None
+        while outcome.state != "finished":  # the sweep, while the writer goes on
+            assert outcome.state != "failed", outcome
+            time.sleep(outcome.retry_in_seconds or 0.1)
             outcome = reencryption_run(job.pk)
-            if outcome.state == "finished":
-                break
-        assert outcome.state == "finished"
-        time.sleep(0.2)  # writes after the sweep
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-    assert not failures, failures
-    assert written["count"] > 150 + 10, "the writer really ran alongside"
-    _check_all_moved(committed, target.version, written["count"])
+    written, _ = writer.communicate(timeout=60)  # and writes after the sweep, until the writer stops
+    assert writer.returncode == 0
+    assert waited_for_stale_writers, "the sweep waited until no process could still write the old version"
+    assert int(written) > 50, "the writer really ran alongside"
+    _check_all_moved(committed, target.version, 150 + int(written))
     assert DataKey.objects.get(initiative=committed, purpose=KeyPurpose.PERSONAL_DATA, version=1).state == (
         DataKeyState.DESTROYED
     )
@@ -256,8 +273,10 @@ def _redis_contents() -> bytes:
 def test_a_plaintext_canary_appears_nowhere_in_the_database_the_logs_or_redis(
     committed: Initiative, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from celery.contrib.testing.worker import start_worker
+
     from eci_platform.celery import app
-    from workers.tasks import refresh_counts
+    from workers.tasks import reencrypt, refresh_counts
 
     caplog.set_level("DEBUG")
     data = {
@@ -269,17 +288,20 @@ def test_a_plaintext_canary_appears_nowhere_in_the_database_the_logs_or_redis(
     with committed:
         statement_record(country="AT", personal_data=data, form_revision="t")
         _write(committed, range(5))
-    # Through the other paths personal data passes: a rotation with its sweep, and a task in the tenant.
+    # Through the other paths personal data passes: an index rotation whose sweep runs as a Celery job
+    # on a real worker over Redis (its log lines land in caplog: the worker is a thread here), and a
+    # task sent from the initiative's schema.
     target = data_key_announce(committed, KeyPurpose.INDEX, actor="t")
     data_key_promote(target.pk, actor="t")
     job = reencryption_request(committed, KeyPurpose.INDEX, target, actor="t")
-    assert reencryption_run(job.pk).state == "finished"
-    app.conf.task_always_eager = True
-    try:
+    queue = f"test-{uuid.uuid4().hex}"
+    with start_worker(
+        app, pool="solo", concurrency=1, queues=[queue], perform_ping_check=False, shutdown_timeout=30
+    ):
+        assert reencrypt.apply_async(args=[job.pk], queue=queue).get(timeout=60)["state"] == "finished"
         with committed:
-            refresh_counts.delay()
-    finally:
-        app.conf.task_always_eager = False
+            counted = refresh_counts.apply_async(queue=queue)
+        assert counted.get(timeout=60)["total"] == 6
 
     dump, redis_contents, logs = _pg_dump(), _redis_contents(), caplog.text.encode()
     assert b"collection_statement" in dump and len(dump) > 10_000, "the dump is a real one"
@@ -294,18 +316,31 @@ def test_a_plaintext_canary_appears_nowhere_in_the_database_the_logs_or_redis(
     assert CANARY_NAME.encode() in opened
 
 
-def test_rotate_keys_command_waits_and_reports_json(committed: Initiative) -> None:
+def test_rotate_keys_command_waits_for_real_workers_and_reports_json(committed: Initiative) -> None:
     import json
     from io import StringIO
 
+    from celery.contrib.testing.worker import start_worker
     from django.core.management import call_command
 
     from eci_platform.celery import app
 
     _write(committed, range(40))
     out = StringIO()
-    app.conf.task_always_eager = True  # the workers' part runs inline; the real-worker proof is below
-    try:
+    timing = {"KEY_CACHE_SECONDS": 0.5, "KEY_PROPAGATION_SECONDS": 1, "KEY_WRITE_MARGIN_SECONDS": 0.5}
+    started = time.monotonic()
+    # The platform's own queues: the promotions and sweeps go through Redis with their real delays.
+    with (
+        override_settings(**timing),
+        start_worker(
+            app,
+            pool="solo",
+            concurrency=1,
+            queues=["default", "exports", "keys", "maintenance"],
+            perform_ping_check=False,
+            shutdown_timeout=30,
+        ),
+    ):
         call_command(
             "rotate_keys",
             "--initiative",
@@ -314,11 +349,10 @@ def test_rotate_keys_command_waits_and_reports_json(committed: Initiative) -> No
             "--wait",
             "--json",
             "--timeout",
-            "60",
+            "120",
             stdout=out,
         )
-    finally:
-        app.conf.task_always_eager = False
+    elapsed = time.monotonic() - started
     result = json.loads(out.getvalue())
     assert result["initiative"] == committed.slug and result["new_versions"] == {"personal": 2, "index": 2}
     assert [
@@ -332,7 +366,13 @@ def test_rotate_keys_command_waits_and_reports_json(committed: Initiative) -> No
         ("personal", 1): "destroyed",
         ("personal", 2): "primary",
     }
-    assert "material" not in out.getvalue() and "wrapped" not in out.getvalue()
+    assert elapsed >= 2.0, "promotion waited for the propagation time and the sweep for the cache time"
+    wrapped = [
+        bytes(value).hex()
+        for value in DataKey.objects.filter(initiative=committed).values_list("wrapped", flat=True)
+        if value
+    ]
+    assert wrapped and not any(value in out.getvalue() for value in wrapped)
     _check_all_moved(committed, 2, 40)
 
 
