@@ -53,7 +53,8 @@ def member_states() -> dict[str, MemberState]:
         for row in rows
     }
     for state in states.values():
-        if state.annex_iii_part not in ("A", "B") or (state.annex_iii_part == "B") != bool(state.accepted_documents):
+        documents_as_expected = (state.annex_iii_part == "B") == bool(state.accepted_documents)
+        if state.annex_iii_part not in ("A", "B") or not documents_as_expected:
             raise ValueError(f"member_states.csv: inconsistent row for {state.code}")
     return states
 

@@ -17,7 +17,8 @@ from stdnum.be import nn as be_nn
 from stdnum.bg import egn as bg_egn
 from stdnum.ee import ik as ee_ik
 from stdnum.es import dni as es_dni
-from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength, ValidationError as StdnumError
+from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength
+from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.hr import oib as hr_oib
 from stdnum.lt import asmens as lt_asmens
 from stdnum.lv import pvn as lv_pvn
@@ -79,9 +80,7 @@ def clean_text(value: str, *, max_length: int = NAME_MAX_LENGTH) -> str:
     if _has_control_characters(text):
         raise ValidationError(_("This field contains characters that are not allowed."), code="control")
     if len(text) > max_length:
-        raise ValidationError(
-            _("At most %(limit)d characters."), code="length", params={"limit": max_length}
-        )
+        raise ValidationError(_("At most %(limit)d characters."), code="length", params={"limit": max_length})
     return text
 
 
@@ -154,7 +153,10 @@ def check_minimum_age(birth: datetime.date, minimum_age: int, signing_day: datet
         raise ValidationError(_("Enter your real date of birth."), code="implausible")
     if age_on(birth, signing_day) < minimum_age:
         raise ValidationError(
-            _("You must be at least %(age)d years old to support an initiative as a citizen of this country."),
+            _(
+                "You must be at least %(age)d years old to support an initiative "
+                "as a citizen of this country."
+            ),
             code="under_age",
             params={"age": minimum_age},
         )
