@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+import uuid
+
+from dateutil.relativedelta import relativedelta
 from django.core.cache import cache
 from django.db.models import Count
 
 from collection.models import Statement
+from tenants.models import Initiative, InitiativeState
 
 # Written by collection.services.counts_refresh; the key is prefixed with the schema by django-tenants.
 COUNTS_CACHE_KEY = "statement-counts"
@@ -21,3 +26,25 @@ def counts_published() -> dict[str, object] | None:
     """The last published aggregate (see collection.services.counts_refresh), or None before the first."""
     cached: dict[str, object] | None = cache.get(COUNTS_CACHE_KEY)
     return cached
+
+
+def statement_exists(statement_id: uuid.UUID) -> bool:
+    return Statement.objects.filter(pk=statement_id).exists()
+
+
+def collection_open(initiative: Initiative, day: datetime.date) -> bool:
+    """REQ-08: statements are taken only while collecting, within the collection period."""
+    return (
+        initiative.state == InitiativeState.COLLECTING
+        and initiative.collection_start <= day <= initiative.collection_end
+    )
+
+
+def statements_destroyed_at_the_latest(initiative: Initiative) -> datetime.date:
+    """REQ-18: 21 months after the start of collection, or a month after submission or withdrawal if
+    that comes first; shown in the privacy notice."""
+    deadlines = [initiative.collection_start + relativedelta(months=21)]
+    for ended in (initiative.submitted_on, initiative.withdrawn_on):
+        if ended is not None:
+            deadlines.append(ended + relativedelta(months=1))
+    return min(deadlines)

@@ -136,7 +136,7 @@ def birth_date_in_number(country: str, document_type: str, number: str) -> datet
 
 def clean_postal_code(country: str, value: str) -> str:
     code = " ".join(clean_text(value, max_length=12).upper().split())
-    pattern = POSTAL_CODES.get(country, GENERIC_POSTAL_CODE)
+    pattern = POSTAL_CODES.get("EL" if country == "GR" else country, GENERIC_POSTAL_CODE)
     if not pattern.fullmatch(code):
         raise ValidationError(_("This is not a valid postal code."), code="format")
     return code

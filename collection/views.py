@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.utils import translation
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    JsonResponse,
+)
+from django.shortcuts import redirect, render
+from django.utils import timezone, translation
 from django.utils.translation.trans_real import parse_accept_lang_header
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from collection.selectors import counts_published
+from collection.forms import StatementForm, country_name, nationality_choices
+from collection.member_states import member_state, member_states
+from collection.selectors import (
+    collection_open,
+    counts_published,
+    statement_exists,
+    statements_destroyed_at_the_latest,
+)
+from collection.services import DuplicateStatementError, statement_record
+from tenants.models import Initiative
+
+logger = logging.getLogger(__name__)
+
+# Which version of the Annex III forms a statement was signed on (stored with it).
+FORM_REVISION = "2019/788-annex-iii"
 
 EU_LANGUAGE_CODES = {code for code, _name in settings.LANGUAGES}
 
@@ -44,3 +69,113 @@ def initiative_home(request: HttpRequest) -> HttpResponse:
     response = render(request, "collection/initiative_home.html", context)
     response.headers["Content-Language"] = language
     return response
+
+
+def _initiative_context(initiative: Initiative, language: str) -> dict[str, object]:
+    """The initiative as registered, shown with every form (REQ-10)."""
+    return {
+        "initiative": initiative,
+        "language": language,
+        "title": initiative.text("title", language),
+        "subject": initiative.text("subject", language),
+        "objectives": initiative.text("objectives", language),
+        "destruction_deadline": statements_destroyed_at_the_latest(initiative),
+    }
+
+
+def _log_attempt(initiative: Initiative, country: str, outcome: str) -> None:
+    """One line per attempt: initiative, country, outcome; never a name, date or number."""
+    logger.info("statement attempt: initiative=%s country=%s outcome=%s", initiative.slug, country, outcome)
+
+
+@require_safe
+def sign_choose(request: HttpRequest) -> HttpResponse:
+    """GET /sign/: nationality (the Member State the statement counts for, REQ-15) and language."""
+    initiative = request.tenant  # type: ignore[attr-defined]
+    language = chosen_language(request, initiative.registered_language)
+    translation.activate(language)
+    country = request.GET.get("country", "").upper()
+    if member_state(country) is not None:
+        return redirect(f"/sign/{country}/?lang={language}")
+    context = {
+        **_initiative_context(initiative, language),
+        "nationalities": nationality_choices(language),
+        "all_languages": settings.LANGUAGES,
+    }
+    return render(request, "collection/sign_choose.html", context)
+
+
+@never_cache
+def sign_form(request: HttpRequest, country: str) -> HttpResponse:
+    """GET shows the country's Annex III form; POST validates, checks and stores the statement."""
+    initiative = request.tenant  # type: ignore[attr-defined]
+    state = member_state(country)
+    if state is None or country != country.upper():
+        raise Http404("No such Member State.")
+    if request.method not in ("GET", "HEAD", "POST"):
+        return HttpResponseNotAllowed(["GET", "POST"])
+    language = chosen_language(request, initiative.registered_language)
+    translation.activate(language)
+    context = {
+        **_initiative_context(initiative, language),
+        "member_state": state,
+        "country_name": country_name(state.code, language),
+    }
+    today = timezone.localdate()
+    if not collection_open(initiative, today):
+        return render(request, "collection/collection_closed.html", context, status=410)
+
+    form = StatementForm(request.POST or None, member_state=state, signing_day=today)
+    if request.method != "POST":
+        return render(request, "collection/sign_form.html", {**context, "form": form})
+    if not form.is_valid():
+        logger.info(
+            "statement refused: initiative=%s country=%s outcome=invalid", initiative.slug, state.code
+        )
+        return render(request, "collection/sign_form.html", {**context, "form": form}, status=400)
+    try:
+        statement = statement_record(
+            country=state.code, personal_data=form.personal_data(), form_revision=FORM_REVISION
+        )
+    except DuplicateStatementError:
+        logger.info(
+            "statement refused: initiative=%s country=%s outcome=duplicate", initiative.slug, state.code
+        )
+        return render(request, "collection/duplicate.html", context, status=409)
+    _log_attempt(initiative, state.code, "accepted")
+    see_receipt = HttpResponseRedirect(f"/receipt/{statement.pk}/?lang={language}")
+    see_receipt.status_code = 303  # See Other: the receipt is fetched with GET, never re-posted
+    return see_receipt
+
+
+@require_safe
+@never_cache
+def receipt(request: HttpRequest, statement_id: uuid.UUID) -> HttpResponse:
+    initiative = request.tenant  # type: ignore[attr-defined]
+    language = chosen_language(request, initiative.registered_language)
+    translation.activate(language)
+    if not statement_exists(statement_id):
+        raise Http404("No such statement.")
+    context = {**_initiative_context(initiative, language), "statement_id": statement_id}
+    return render(request, "collection/receipt.html", context)
+
+
+@require_safe
+def counts_api(request: HttpRequest) -> JsonResponse:
+    """GET /api/counts.json: the last published counts with each Member State's threshold (REQ-02)."""
+    initiative = request.tenant  # type: ignore[attr-defined]
+    published = counts_published() or {}
+    by_country: dict[str, int] = published.get("by_country", {})  # type: ignore[assignment]
+    return JsonResponse(
+        {
+            "total": published.get("total", 0),
+            "counted_at": published.get("counted_at"),
+            "countries": {
+                code: {
+                    "count": by_country.get(code, 0),
+                    "threshold": state.threshold(initiative.registered_on),
+                }
+                for code, state in member_states().items()
+            },
+        }
+    )

@@ -6,4 +6,8 @@ from collection import views
 
 urlpatterns = [
     path("", views.initiative_home, name="initiative-home"),
+    path("sign/", views.sign_choose, name="sign-choose"),
+    path("sign/<str:country>/", views.sign_form, name="sign-form"),
+    path("receipt/<uuid:statement_id>/", views.receipt, name="receipt"),
+    path("api/counts.json", views.counts_api, name="counts-api"),
 ]

@@ -1,0 +1,145 @@
+"""The statement of support form of one Member State (Annex III Part A or B), built from its data.
+Field names are the stable ones of DESIGN.md."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from babel import Locale
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+
+from collection.member_states import MemberState, iso_code, member_states
+from collection.validation import (
+    NAME_MAX_LENGTH,
+    birth_date_in_number,
+    check_minimum_age,
+    clean_document_number,
+    clean_name,
+    clean_postal_code,
+    clean_text,
+)
+
+DOCUMENT_LABELS = {
+    "passport": _("Passport"),
+    "id.card": _("Identity card"),
+    "personal.number": _("Personal identification number"),
+    "national.id.number": _("National identification number"),
+    "personal.id": _("Personal identification number (OIB)"),
+    "citizens.card": _("Citizen card"),
+}
+
+
+def country_name(code: str, language: str) -> str:
+    """A country's name in `language`, from the CLDR data Babel maintains."""
+    return str(Locale.parse(language).territories.get(iso_code(code), code))
+
+
+def residence_choices(language: str) -> list[tuple[str, str]]:
+    territories = Locale.parse(language).territories
+    # Two-letter codes are countries; the rest (001, 150, ...) are regions.
+    countries = [(code, str(name)) for code, name in territories.items() if len(code) == 2 and code.isalpha()]
+    return [("", ""), *sorted(countries, key=lambda choice: choice[1].casefold())]
+
+
+class StatementForm(forms.Form):
+    """Only what Annex III asks of this Member State (REQ-11), plus the declaration (REQ-16)."""
+
+    def __init__(
+        self, *args: Any, member_state: MemberState, signing_day: datetime.date, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.member_state = member_state
+        self.signing_day = signing_day
+        language = get_language() or "en"
+        self.fields["first_names"] = forms.CharField(label=_("Full first names"), max_length=NAME_MAX_LENGTH)
+        self.fields["family_names"] = forms.CharField(label=_("Family names"), max_length=NAME_MAX_LENGTH)
+        if member_state.is_part_a:
+            self.fields["street"] = forms.CharField(label=_("Street"), max_length=NAME_MAX_LENGTH)
+            self.fields["street_number"] = forms.CharField(label=_("Number"), max_length=20)
+            self.fields["postal_code"] = forms.CharField(label=_("Postal code"), max_length=12)
+            self.fields["city"] = forms.CharField(label=_("City"), max_length=NAME_MAX_LENGTH)
+            self.fields["country_of_residence"] = forms.ChoiceField(
+                label=_("Country of residence"), choices=residence_choices(language)
+            )
+            self.fields["date_of_birth"] = forms.DateField(
+                label=_("Date of birth"),
+                input_formats=["%Y-%m-%d"],
+                help_text=_("YYYY-MM-DD"),
+                widget=forms.DateInput(attrs={"type": "date"}),
+            )
+        else:
+            self.fields["document_type"] = forms.ChoiceField(
+                label=_("Type of document"),
+                choices=[(doc, DOCUMENT_LABELS.get(doc, doc)) for doc in member_state.accepted_documents],
+                widget=forms.RadioSelect if len(member_state.accepted_documents) > 1 else forms.Select,
+            )
+            self.fields["document_number"] = forms.CharField(label=_("Document number"), max_length=40)
+        self.fields["declaration"] = forms.BooleanField(
+            label=_(
+                "I hereby certify that the information that I have provided in this form is correct "
+                "and that I have not already supported this proposed citizens' initiative."
+            ),
+            error_messages={"required": _("You must confirm the declaration to support the initiative.")},
+        )
+
+    def clean_first_names(self) -> str:
+        return clean_name(self.cleaned_data["first_names"])
+
+    def clean_family_names(self) -> str:
+        return clean_name(self.cleaned_data["family_names"])
+
+    def clean_street(self) -> str:
+        return clean_text(self.cleaned_data["street"])
+
+    def clean_street_number(self) -> str:
+        return clean_text(self.cleaned_data["street_number"], max_length=20)
+
+    def clean_city(self) -> str:
+        return clean_text(self.cleaned_data["city"])
+
+    def clean_postal_code(self) -> str:
+        # The format is that of the country of residence, where the form knows it.
+        residence = self.data.get("country_of_residence", "")
+        country = self.member_state.code if residence in ("", iso_code(self.member_state.code)) else residence
+        return clean_postal_code(country, self.cleaned_data["postal_code"])
+
+    def clean_date_of_birth(self) -> datetime.date:
+        birth: datetime.date = self.cleaned_data["date_of_birth"]
+        check_minimum_age(birth, self.member_state.minimum_age, self.signing_day)
+        return birth
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        document_type = cleaned.get("document_type")
+        raw_number = cleaned.get("document_number")
+        if document_type and raw_number:
+            try:
+                number = clean_document_number(self.member_state.code, document_type, raw_number)
+            except ValidationError as error:
+                self.add_error("document_number", error)
+            else:
+                cleaned["document_number"] = number
+                birth = birth_date_in_number(self.member_state.code, document_type, number)
+                if birth is not None:
+                    try:
+                        check_minimum_age(birth, self.member_state.minimum_age, self.signing_day)
+                    except ValidationError as error:
+                        self.add_error("document_number", error)
+        return cleaned
+
+    def personal_data(self) -> dict[str, str]:
+        """What is sealed: the Annex III fields, as text."""
+        data = {name: value for name, value in self.cleaned_data.items() if name != "declaration"}
+        if "date_of_birth" in data:
+            data["date_of_birth"] = data["date_of_birth"].isoformat()
+        return {name: str(value) for name, value in data.items()}
+
+
+def nationality_choices(language: str) -> list[tuple[str, str]]:
+    """The 27 Member States, by their name in `language`."""
+    choices = [(code, country_name(code, language)) for code in member_states()]
+    return sorted(choices, key=lambda choice: choice[1].casefold())

@@ -1,0 +1,311 @@
+"""Signing: the Annex III form of every Member State, its validation, duplicates, the collection window,
+the receipt and the counts (REQ-03, 08, 10-16, 27)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+from dateutil.relativedelta import relativedelta
+from django.test import Client
+from django.utils import timezone
+
+from collection.member_states import iso_code, member_states
+from collection.models import Statement
+from collection.sealed import personal_data_decode
+from collection.services import counts_refresh
+from tenants.keyring.sealing import open_sealed
+from tenants.models import Initiative, InitiativeState
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+# Valid numbers (their check digits hold) for the national numbers python-stdnum checks.
+VALID_NUMBERS = {
+    ("BE", "national.id.number"): "85.07.30-033.28",
+    ("BG", "personal.number"): "9001011238",
+    ("EE", "personal.number"): "36805280109",
+    ("HR", "personal.id"): "33392005961",
+    ("LT", "personal.number"): "33309240064",
+    ("LV", "personal.number"): "161175-19997",
+    ("PL", "personal.number"): "44051401359",
+    ("RO", "personal.number"): "1630615123457",
+    ("SE", "personal.number"): "880320-0016",
+    ("SI", "personal.number"): "0101006500006",
+    ("ES", "id.card"): "54362315K",
+    ("PT", "citizens.card"): "00000000 0 ZZ4",
+    ("RO", "id.card"): "AB123456",
+    ("MT", "id.card"): "123456M",
+    ("HU", "personal.number"): "12345678901",
+}
+POSTAL_CODES = {
+    "DE": "10115",
+    "DK": "2100",
+    "EL": "104 31",
+    "FI": "00100",
+    "FR": "75001",
+    "IE": "D02 X285",
+    "LU": "L-1234",
+    "NL": "1012 AB",
+    "SK": "811 01",
+}
+
+
+def valid_form(country: str) -> dict[str, str]:
+    state = member_states()[country]
+    form = {"first_names": "Zoë Anne", "family_names": "Ó Briain-Łukasik", "declaration": "on"}
+    if state.is_part_a:
+        birth = timezone.localdate() - relativedelta(years=state.minimum_age + 20)
+        form.update(
+            street="Rue de la Loi",
+            street_number="200",
+            postal_code=POSTAL_CODES[country],
+            city="Bruxelles",
+            country_of_residence=iso_code(country),
+            date_of_birth=birth.isoformat(),
+        )
+    else:
+        document = state.accepted_documents[0]
+        form.update(
+            document_type=document, document_number=VALID_NUMBERS.get((country, document), "X1234567")
+        )
+    return form
+
+
+def sign(initiative: Initiative, country: str, data: dict[str, str], **headers: Any) -> Any:
+    return client_for(initiative).post(f"/sign/{country}/?lang=en", data, **headers)
+
+
+@pytest.mark.parametrize("country", sorted(member_states()))
+def test_a_valid_statement_is_accepted_and_opens_to_what_was_typed(alpha: Initiative, country: str) -> None:
+    data = valid_form(country)
+    response = sign(alpha, country, data)
+    assert response.status_code == 303, response.content.decode()[:3000]
+    assert response["Location"].startswith("/receipt/")
+    with alpha:
+        row = Statement.objects.get()
+    stored = personal_data_decode(open_sealed(alpha.pk, row.pk, country, bytes(row.sealed_personal_data)))
+    assert row.country == country
+    assert stored["first_names"] == "Zoë Anne" and stored["family_names"] == "Ó Briain-Łukasik"
+    state = member_states()[country]
+    if state.is_part_a:
+        assert set(stored) == {
+            "first_names",
+            "family_names",
+            "street",
+            "street_number",
+            "postal_code",
+            "city",
+            "country_of_residence",
+            "date_of_birth",
+        }
+        assert stored["date_of_birth"] == data["date_of_birth"]
+    else:
+        assert set(stored) == {"first_names", "family_names", "document_type", "document_number"}
+        assert stored["document_type"] == data["document_type"]
+    receipt = client_for(alpha).get(response["Location"])
+    assert receipt.status_code == 200 and str(row.pk) in receipt.content.decode()
+
+
+@pytest.mark.parametrize("country", sorted(member_states()))
+def test_a_missing_field_is_a_400_with_the_message_and_nothing_stored(
+    alpha: Initiative, country: str
+) -> None:
+    data = valid_form(country)
+    del data["family_names"]
+    response = sign(alpha, country, data)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "This field is required." in page and 'href="#id_family_names"' in page
+    with alpha:
+        assert Statement.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "country", sorted(code for code, state in member_states().items() if not state.is_part_a)
+)
+def test_a_document_the_country_does_not_accept_is_refused(alpha: Initiative, country: str) -> None:
+    data = valid_form(country)
+    data["document_type"] = "driving.licence"
+    response = sign(alpha, country, data)
+    assert response.status_code == 400
+    assert "Select a valid choice" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("country", "document"),
+    sorted(
+        key
+        for key in VALID_NUMBERS
+        if key not in {("RO", "id.card"), ("MT", "id.card"), ("HU", "personal.number")}
+    ),
+)
+def test_a_wrong_check_digit_is_refused(alpha: Initiative, country: str, document: str) -> None:
+    data = valid_form(country)
+    number = VALID_NUMBERS[(country, document)]
+    last_digit = max(index for index, char in enumerate(number) if char.isdigit())
+    wrong = number[:last_digit] + str((int(number[last_digit]) + 1) % 10) + number[last_digit + 1 :]
+    data.update(document_type=document, document_number=wrong)
+    response = sign(alpha, country, data)
+    assert response.status_code == 400, response.content.decode()[:2000]
+    page = response.content.decode()
+    assert "check digit" in page or "not a valid number" in page or "wrong length" in page
+
+
+def _pesel_born(day: datetime.date) -> str:
+    month = day.month + (20 if day.year >= 2000 else 0)
+    base = f"{day.year % 100:02d}{month:02d}{day.day:02d}1234"
+    check = (
+        10 - sum(int(d) * w for d, w in zip(base, [1, 3, 7, 9, 1, 3, 7, 9, 1, 3], strict=True)) % 10
+    ) % 10
+    return base + str(check)
+
+
+@pytest.mark.parametrize(
+    "country", sorted(code for code, state in member_states().items() if state.is_part_a)
+)
+def test_an_under_age_signatory_is_refused_part_a(alpha: Initiative, country: str) -> None:
+    state = member_states()[country]
+    data = valid_form(country)
+    birth = timezone.localdate() - relativedelta(years=state.minimum_age) + datetime.timedelta(days=1)
+    data["date_of_birth"] = birth.isoformat()
+    response = sign(alpha, country, data)
+    assert response.status_code == 400
+    assert f"at least {state.minimum_age} years old" in response.content.decode()
+
+
+def test_the_age_rule_is_on_the_signing_day_and_the_birthday_counts(alpha: Initiative) -> None:
+    data = valid_form("EL")  # 17 in Greece
+    data["date_of_birth"] = (timezone.localdate() - relativedelta(years=17)).isoformat()
+    assert sign(alpha, "EL", data).status_code == 303
+
+
+def test_an_under_age_signatory_is_refused_by_the_birth_date_in_the_number(alpha: Initiative) -> None:
+    data = valid_form("PL")
+    data["document_number"] = _pesel_born(timezone.localdate() - relativedelta(years=17))
+    response = sign(alpha, "PL", data)
+    assert response.status_code == 400
+    assert "at least 18 years old" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("first_names", "=HYPERLINK(1)", "cannot start with"),
+        ("family_names", "@SUM(A1)", "cannot start with"),
+        ("first_names", "Ann\x00e", "not allowed"),
+        ("first_names", "a" * 101, "at most"),
+        ("first_names", "1234", "letters"),
+        ("date_of_birth", "1990-02-30", "Enter a valid date"),
+        ("date_of_birth", "30/01/1990", "Enter a valid date"),
+        ("date_of_birth", "2999-01-01", "future"),
+        ("postal_code", "ABCDE", "not a valid postal code"),
+        ("country_of_residence", "XX", "Select a valid choice"),
+        ("declaration", "", "confirm the declaration"),
+    ],
+)
+def test_bad_input_gets_its_message_next_to_the_field(
+    alpha: Initiative, field: str, value: str, message: str
+) -> None:
+    data = valid_form("FR")
+    data[field] = value
+    if not value:
+        del data[field]
+    response = sign(alpha, "FR", data)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    with alpha:
+        assert Statement.objects.count() == 0
+
+
+def test_the_same_person_twice_is_a_409_and_one_row(alpha: Initiative) -> None:
+    data = valid_form("AT")
+    assert sign(alpha, "AT", data).status_code == 303
+    variant = {**data, "document_number": data["document_number"].lower()}
+    response = sign(alpha, "AT", variant)
+    assert response.status_code == 409
+    assert "already supported" in response.content.decode()
+    with alpha:
+        assert Statement.objects.count() == 1
+
+
+@pytest.mark.parametrize("state", [InitiativeState.PAUSED, InitiativeState.CLOSED, InitiativeState.READY])
+def test_outside_collection_the_form_is_a_410(alpha: Initiative, state: str) -> None:
+    Initiative.objects.filter(pk=alpha.pk).update(state=state)
+    for response in (client_for(alpha).get("/sign/FR/"), sign(alpha, "FR", valid_form("FR"))):
+        assert response.status_code == 410
+        assert "not collecting" in response.content.decode()
+    with alpha:
+        assert Statement.objects.count() == 0
+
+
+def test_before_the_collection_period_the_form_is_a_410(alpha: Initiative) -> None:
+    Initiative.objects.filter(pk=alpha.pk).update(
+        collection_start=timezone.localdate() + datetime.timedelta(days=2)
+    )
+    assert sign(alpha, "FR", valid_form("FR")).status_code == 410
+
+
+@pytest.mark.parametrize("country", ["XX", "fr", "GR", "UK", "%00"])
+def test_an_unknown_country_is_a_404(alpha: Initiative, country: str) -> None:
+    assert client_for(alpha).get(f"/sign/{country}/").status_code == 404
+
+
+def test_the_form_shows_the_registered_initiative_and_only_the_countrys_fields(alpha: Initiative) -> None:
+    page = client_for(alpha).get("/sign/DE/?lang=en").content.decode()
+    assert alpha.registration_number in page and "Privacy notice" in page
+    for field in ("first_names", "family_names", "street", "postal_code", "date_of_birth", "declaration"):
+        assert f'name="{field}"' in page
+    assert 'name="document_number"' not in page
+    page = client_for(alpha).get("/sign/AT/?lang=en").content.decode()
+    assert 'name="document_number"' in page and 'name="date_of_birth"' not in page
+
+
+def test_choosing_a_nationality_leads_to_its_form(alpha: Initiative) -> None:
+    response = client_for(alpha).get("/sign/?country=el&lang=de")
+    assert response.status_code == 302 and response["Location"] == "/sign/EL/?lang=de"
+    page = client_for(alpha).get("/sign/?lang=fr").content.decode()
+    assert "Allemagne" in page and "Grèce" in page  # country names in the chosen language
+
+
+def test_a_receipt_of_another_initiative_is_not_found(alpha: Initiative, beta: Initiative) -> None:
+    location = sign(alpha, "AT", valid_form("AT"))["Location"]
+    assert client_for(alpha).get(location).status_code == 200
+    assert client_for(beta).get(location).status_code == 404
+
+
+def test_counts_api_gives_counts_and_thresholds(alpha: Initiative) -> None:
+    sign(alpha, "AT", valid_form("AT"))
+    sign(alpha, "FR", valid_form("FR"))
+    with alpha:
+        counts_refresh()
+    body = client_for(alpha).get("/api/counts.json").json()
+    assert body["total"] == 2 and body["counted_at"]
+    assert body["countries"]["AT"] == {"count": 1, "threshold": 14400}
+    assert body["countries"]["DE"] == {"count": 0, "threshold": 69120}
+    assert len(body["countries"]) == 27
+
+
+def test_signing_pages_are_not_cached(alpha: Initiative) -> None:
+    response = client_for(alpha).get("/sign/FR/")
+    assert "no-store" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
+
+
+def test_no_personal_data_in_the_log(alpha: Initiative, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    data = valid_form("PL")
+    sign(alpha, "PL", data)
+    sign(alpha, "PL", data)
+    assert "outcome=accepted" in caplog.text and "outcome=duplicate" in caplog.text
+    for secret in (data["first_names"], data["family_names"], data["document_number"]):
+        assert secret not in caplog.text
+
+
+def test_a_client_for_the_platform_domain_cannot_sign(platform_client: Client) -> None:
+    assert platform_client.get("/sign/FR/").status_code == 404
+
+
+def test_a_citizen_living_abroad_gives_the_postal_code_of_the_country_of_residence(alpha: Initiative) -> None:
+    data = {**valid_form("FR"), "country_of_residence": "BE", "postal_code": "1049"}
+    assert sign(alpha, "FR", data).status_code == 303
