@@ -20,8 +20,10 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from collection.antibot import challenge_create, proof_check
 from collection.forms import StatementForm, country_name, nationality_choices
 from collection.member_states import member_state, member_states
+from collection.ratelimit import client_address, signing_attempt_register, signing_pressure, truncated_address
 from collection.selectors import (
     collection_open,
     counts_published,
@@ -83,9 +85,29 @@ def _initiative_context(initiative: Initiative, language: str) -> dict[str, obje
     }
 
 
-def _log_attempt(initiative: Initiative, country: str, outcome: str) -> None:
-    """One line per attempt: initiative, country, outcome; never a name, date or number."""
-    logger.info("statement attempt: initiative=%s country=%s outcome=%s", initiative.slug, country, outcome)
+def _log_attempt(initiative: Initiative, country: str, outcome: str, address: str) -> None:
+    """One line per attempt: initiative, country, outcome and the client's network (/24 or /48); never
+    a name, date, number or full address."""
+    logger.info(
+        "statement attempt: initiative=%s country=%s outcome=%s network=%s",
+        initiative.slug,
+        country,
+        outcome,
+        truncated_address(address),
+    )
+
+
+def _proof_cost(initiative: Initiative, harder: bool) -> int:
+    return int(initiative.proof_of_work_cost * (settings.ALTCHA_HARDER_FACTOR if harder else 1))
+
+
+@require_safe
+@never_cache
+def altcha_challenge(request: HttpRequest) -> JsonResponse:
+    """GET /altcha/challenge.json: a fresh proof-of-work challenge, harder for a client that signs a lot."""
+    initiative = request.tenant  # type: ignore[attr-defined]
+    pressure = signing_pressure(initiative.pk, client_address(request))
+    return JsonResponse(challenge_create(initiative.pk, _proof_cost(initiative, pressure.harder_proof)))
 
 
 @require_safe
@@ -128,21 +150,33 @@ def sign_form(request: HttpRequest, country: str) -> HttpResponse:
     form = StatementForm(request.POST or None, member_state=state, signing_day=today)
     if request.method != "POST":
         return render(request, "collection/sign_form.html", {**context, "form": form})
+    address = client_address(request)
+    pressure = signing_attempt_register(initiative.pk, address)
+    if not pressure.allowed:
+        _log_attempt(initiative, state.code, "rate-limited", address)
+        response = render(request, "collection/rate_limited.html", context, status=429)
+        response["Retry-After"] = str(pressure.retry_after)
+        return response
+    proof = proof_check(
+        initiative.pk,
+        request.POST.get("altcha", ""),
+        minimum_cost=_proof_cost(initiative, pressure.harder_proof),
+    )
+    if not proof.accepted:
+        _log_attempt(initiative, state.code, f"proof-{proof.reason}", address)
+        refused = {**context, "form": form, "proof_refused": True}
+        return render(request, "collection/sign_form.html", refused, status=403)
     if not form.is_valid():
-        logger.info(
-            "statement refused: initiative=%s country=%s outcome=invalid", initiative.slug, state.code
-        )
+        _log_attempt(initiative, state.code, "invalid", address)
         return render(request, "collection/sign_form.html", {**context, "form": form}, status=400)
     try:
         statement = statement_record(
             country=state.code, personal_data=form.personal_data(), form_revision=FORM_REVISION
         )
     except DuplicateStatementError:
-        logger.info(
-            "statement refused: initiative=%s country=%s outcome=duplicate", initiative.slug, state.code
-        )
+        _log_attempt(initiative, state.code, "duplicate", address)
         return render(request, "collection/duplicate.html", context, status=409)
-    _log_attempt(initiative, state.code, "accepted")
+    _log_attempt(initiative, state.code, "accepted", address)
     see_receipt = HttpResponseRedirect(f"/receipt/{statement.pk}/?lang={language}")
     see_receipt.status_code = 303  # See Other: the receipt is fetched with GET, never re-posted
     return see_receipt

@@ -10,4 +10,5 @@ urlpatterns = [
     path("sign/<str:country>/", views.sign_form, name="sign-form"),
     path("receipt/<uuid:statement_id>/", views.receipt, name="receipt"),
     path("api/counts.json", views.counts_api, name="counts-api"),
+    path("altcha/challenge.json", views.altcha_challenge, name="altcha-challenge"),
 ]

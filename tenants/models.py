@@ -62,6 +62,8 @@ class Initiative(TenantMixin):
     contact_persons = models.JSONField(default=list, blank=True)
 
     collection_start = models.DateField()
+    # The anti-bot proof of work's cost for this initiative's forms (largest number searched).
+    altcha_cost = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the platform default.")
     state = models.CharField(
         max_length=16, choices=InitiativeState.choices, default=InitiativeState.PROVISIONING
     )
@@ -84,6 +86,10 @@ class Initiative(TenantMixin):
     @property
     def is_visible(self) -> bool:
         return self.state in VISIBLE_STATES
+
+    @property
+    def proof_of_work_cost(self) -> int:
+        return self.altcha_cost or settings.ALTCHA_COST
 
     def text(self, field: str, language: str) -> str:
         """A register text in `language`, falling back to the registered language."""

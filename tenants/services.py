@@ -443,6 +443,7 @@ EDITABLE_DETAILS = (
     "register_url",
     "website_url",
     "contact_persons",
+    "altcha_cost",
 )
 
 

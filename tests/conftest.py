@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -35,22 +36,66 @@ def onboarding_request(slug: str, serial: int, **overrides: object) -> Onboardin
     return OnboardingRequest(**fields)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _celery_on_a_test_database() -> Iterator[None]:
-    """Tests send and receive Celery messages on Redis database 15, where no development worker
-    listens (a `make dev` worker shares the embedded Redis and would take them otherwise)."""
+def _redis_database(number: int) -> str:
     from urllib.parse import urlsplit, urlunsplit
 
     from django.conf import settings
 
+    parts = urlsplit(settings.REDIS_URL)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{number}", parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_databases_of_the_tests() -> Iterator[None]:
+    """Tests use Redis databases of their own: 14 for the cache (emptied before each test) and 15 for
+    Celery messages, where no development worker listens (a `make dev` on the embedded Redis would
+    otherwise take them)."""
+    from django.conf import settings
+    from django.test.utils import override_settings
+
     from eci_platform.celery import app
 
-    parts = urlsplit(settings.REDIS_URL)
-    test_url = urlunsplit((parts.scheme, parts.netloc, "/15", parts.query, parts.fragment))
-    previous = {"broker_url": app.conf.broker_url, "result_backend": app.conf.result_backend}
-    app.conf.update(broker_url=test_url, result_backend=test_url)
+    cache_settings = {"default": {**settings.CACHES["default"], "LOCATION": _redis_database(14)}}
+    with override_settings(CACHES=cache_settings):
+        previous = {"broker_url": app.conf.broker_url, "result_backend": app.conf.result_backend}
+        app.conf.update(broker_url=_redis_database(15), result_backend=_redis_database(15))
+        yield
+        app.conf.update(**previous)
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """Counters and published counts of one test (or an earlier run) must not leak into the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_proof_of_work() -> Iterator[None]:
+    """Tests solve the anti-bot challenges themselves: keep them cheap (the mechanism is the same)."""
+    from django.conf import settings
+
+    previous = settings.ALTCHA_COST
+    settings.ALTCHA_COST = 500
     yield
-    app.conf.update(**previous)
+    settings.ALTCHA_COST = previous
+
+
+def solved_proof(client: Client, **headers: Any) -> str:
+    """What the ALTCHA widget posts: a challenge from the site, solved."""
+    import base64
+    import json
+
+    import altcha
+
+    challenge = client.get("/altcha/challenge.json", **headers).json()
+    solution = altcha.solve_challenge_v1(
+        challenge["challenge"], challenge["salt"], challenge["algorithm"], challenge["maxnumber"], 0
+    )
+    assert solution is not None
+    payload = {key: challenge[key] for key in ("algorithm", "challenge", "salt", "signature")}
+    return base64.b64encode(json.dumps({**payload, "number": solution.number}).encode()).decode()
 
 
 @pytest.fixture(scope="session")

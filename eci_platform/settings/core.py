@@ -23,6 +23,7 @@ SHARED_APPS = [
     "django.contrib.messages",
     "django.contrib.admin",
     "django.contrib.staticfiles",
+    "django_altcha",  # only for the ALTCHA widget's script among its static files
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -143,3 +144,13 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": optional("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Signing: the anti-bot proof of work and the rate limits (per minute; see collection/ratelimit.py).
+ALTCHA_COST = env.int("ALTCHA_COST", default=50_000)  # per-initiative value on the initiative's row
+ALTCHA_HARDER_FACTOR = env.int("ALTCHA_HARDER_FACTOR", default=10)
+RATE_LIMIT_ADDRESS_SOFT = env.int("RATE_LIMIT_ADDRESS_SOFT", default=10)
+RATE_LIMIT_ADDRESS_HARD = env.int("RATE_LIMIT_ADDRESS_HARD", default=30)
+RATE_LIMIT_NETWORK_SOFT = env.int("RATE_LIMIT_NETWORK_SOFT", default=100)
+RATE_LIMIT_NETWORK_HARD = env.int("RATE_LIMIT_NETWORK_HARD", default=300)
+# How many reverse proxies in front add X-Forwarded-For (0: trust REMOTE_ADDR only).
+TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=0)

@@ -17,7 +17,7 @@ from collection.sealed import personal_data_decode
 from collection.services import counts_refresh
 from tenants.keyring.sealing import open_sealed
 from tenants.models import Initiative, InitiativeState
-from tests.conftest import client_for
+from tests.conftest import client_for, solved_proof
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +74,9 @@ def valid_form(country: str) -> dict[str, str]:
 
 
 def sign(initiative: Initiative, country: str, data: dict[str, str], **headers: Any) -> Any:
-    return client_for(initiative).post(f"/sign/{country}/?lang=en", data, **headers)
+    client = client_for(initiative)
+    proof = {"altcha": solved_proof(client)} if "altcha" not in data else {}
+    return client.post(f"/sign/{country}/?lang=en", {**data, **proof}, **headers)
 
 
 @pytest.mark.parametrize("country", sorted(member_states()))
