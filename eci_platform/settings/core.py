@@ -24,6 +24,7 @@ SHARED_APPS = [
     "django.contrib.admin",
     "django.contrib.staticfiles",
     "django_altcha",  # only for the ALTCHA widget's script among its static files
+    "csp",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -48,6 +49,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "eci_platform.urls_tenant"
@@ -154,3 +156,20 @@ RATE_LIMIT_NETWORK_SOFT = env.int("RATE_LIMIT_NETWORK_SOFT", default=100)
 RATE_LIMIT_NETWORK_HARD = env.int("RATE_LIMIT_NETWORK_HARD", default=300)
 # How many reverse proxies in front add X-Forwarded-For (0: trust REMOTE_ADDR only).
 TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=0)
+
+# Content-Security-Policy (django-csp): scripts only from this site, nothing inline, no framing. The
+# ALTCHA widget runs its proof of work in a worker made from a blob and styles itself inline.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "worker-src": ["'self'", "blob:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}

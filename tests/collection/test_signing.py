@@ -311,3 +311,16 @@ def test_a_client_for_the_platform_domain_cannot_sign(platform_client: Client) -
 def test_a_citizen_living_abroad_gives_the_postal_code_of_the_country_of_residence(alpha: Initiative) -> None:
     data = {**valid_form("FR"), "country_of_residence": "BE", "postal_code": "1049"}
     assert sign(alpha, "FR", data).status_code == 303
+
+
+def test_public_pages_carry_the_security_headers(alpha: Initiative) -> None:
+    for path in ("/", "/sign/", "/sign/FR/"):
+        response = client_for(alpha).get(path)
+        policy = response["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert "'unsafe-inline'" not in policy.split("script-src", 1)[1].split(";", 1)[0]
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["Referrer-Policy"] == "same-origin"
+        assert response["X-Frame-Options"] == "DENY"
+    page = client_for(alpha).get("/sign/FR/").content.decode()
+    assert "<script>" not in page and "<script type=\"module\">" not in page  # no inline script at all
