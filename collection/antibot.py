@@ -33,8 +33,8 @@ def _hmac_key(initiative_id: int) -> str:
 
 def challenge_create(initiative_id: int, cost: int) -> dict[str, object]:
     """A new challenge for the widget; `cost` is the largest number to search (the work grows with it)."""
-    challenge = altcha.create_challenge_v1(
-        altcha.ChallengeOptionsV1(
+    challenge = altcha.create_challenge(
+        altcha.ChallengeOptions(
             hmac_key=_hmac_key(initiative_id),
             max_number=cost,
             expires=timezone.now() + CHALLENGE_LIFETIME,
@@ -62,7 +62,7 @@ def proof_check(initiative_id: int, payload: str, *, minimum_cost: int) -> Proof
     if not payload or len(payload) > 2000:
         return ProofCheck(False, "missing" if not payload else "invalid")
     try:
-        valid, _error = altcha.verify_solution_v1(payload, _hmac_key(initiative_id), check_expires=True)
+        valid, _error = altcha.verify_solution(payload, _hmac_key(initiative_id), check_expires=True)
     except (ValueError, TypeError, KeyError, AttributeError, binascii.Error):
         valid = False
     if not valid:

@@ -90,7 +90,7 @@ def solved_proof(client: Client, **headers: Any) -> str:
     import altcha
 
     challenge = client.get("/altcha/challenge.json", **headers).json()
-    solution = altcha.solve_challenge_v1(
+    solution = altcha.solve_challenge(
         challenge["challenge"], challenge["salt"], challenge["algorithm"], challenge["maxnumber"], 0
     )
     assert solution is not None

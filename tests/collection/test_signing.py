@@ -323,4 +323,4 @@ def test_public_pages_carry_the_security_headers(alpha: Initiative) -> None:
         assert response["Referrer-Policy"] == "same-origin"
         assert response["X-Frame-Options"] == "DENY"
     page = client_for(alpha).get("/sign/FR/").content.decode()
-    assert "<script>" not in page and "<script type=\"module\">" not in page  # no inline script at all
+    assert "<script>" not in page and '<script type="module">' not in page  # no inline script at all
