@@ -324,3 +324,51 @@ def test_public_pages_carry_the_security_headers(alpha: Initiative) -> None:
         assert response["X-Frame-Options"] == "DENY"
     page = client_for(alpha).get("/sign/FR/").content.decode()
     assert "<script>" not in page and '<script type="module">' not in page  # no inline script at all
+
+
+# -- any text a user can send ------------------------------------------------------------------------------
+
+FIELDS_BY_PART = {
+    "FR": [
+        "first_names",
+        "family_names",
+        "street",
+        "street_number",
+        "postal_code",
+        "city",
+        "country_of_residence",
+        "date_of_birth",
+        "declaration",
+    ],
+    "PL": ["first_names", "family_names", "document_type", "document_number", "declaration"],
+}
+
+
+@pytest.mark.parametrize("country", sorted(FIELDS_BY_PART))
+def test_any_text_in_any_field_gives_303_or_4xx_and_no_row_on_4xx(alpha: Initiative, country: str) -> None:
+    from django.test import override_settings
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hypothesis_settings
+    from hypothesis import strategies as st
+
+    client = client_for(alpha)
+
+    @hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(field=st.sampled_from(FIELDS_BY_PART[country]), text=st.text(max_size=300))
+    def check(field: str, text: str) -> None:
+        with alpha:
+            before = Statement.objects.count()
+        data = {**valid_form(country), field: text, "altcha": solved_proof(client)}
+        response = client.post(f"/sign/{country}/", data)
+        assert response.status_code in (303, 400, 403, 409), response.status_code
+        with alpha:
+            after = Statement.objects.count()
+        assert after == before + (1 if response.status_code == 303 else 0)
+
+    with override_settings(
+        RATE_LIMIT_ADDRESS_HARD=10_000,
+        RATE_LIMIT_ADDRESS_SOFT=10_000,
+        RATE_LIMIT_NETWORK_HARD=10_000,
+        RATE_LIMIT_NETWORK_SOFT=10_000,
+    ):
+        check()

@@ -1,0 +1,165 @@
+"""A real browser (Debian's Chromium, driven by Selenium through Debian's chromedriver; nothing is
+downloaded) signs an initiative end to end against gunicorn: the form, the proof of work solved by the
+ALTCHA widget in the page, the receipt. Skipped where Chromium is not installed, unless REQUIRE_BROWSER
+is set (CI sets it, so there a missing browser fails)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from pytest_django.plugin import DjangoDbBlocker
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from collection.models import Statement
+from collection.sealed import personal_data_decode
+from eci_platform.embedded import REPOSITORY_ROOT
+from tenants.db import connection
+from tenants.keyring.sealing import open_sealed
+from tenants.models import AuditEvent, DataKey, Domain, Initiative, KeyEncryptionKey
+from tenants.services import initiative_onboard
+from tests.conftest import onboarding_request
+from tests.database_url import test_database_url
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("REQUIRE_BROWSER"),
+    reason="Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def site(
+    django_db_setup: None, django_db_blocker: DjangoDbBlocker, keystore: Path
+) -> Iterator[tuple[Initiative, str]]:
+    """A committed initiative served by gunicorn on a free port."""
+    with django_db_blocker.unblock():
+        initiative = initiative_onboard(onboarding_request("browser", 930001), actor="t", provision="now")
+        port = _free_port()
+        environment = {
+            **os.environ,
+            "DEBUG": "1",
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": settings.REDIS_URL.rsplit("/", 1)[0] + "/14",
+            "LOCAL_KEYSTORE_DIR": str(keystore),
+            "LOCAL_MASTER_KEY_FILE": settings.LOCAL_MASTER_KEY_FILE,
+            "ALTCHA_COST": "5000",
+            "PUBLIC_URL_PORT": str(port),
+        }
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "eci_platform.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "1",
+                "--threads",
+                "4",
+            ],
+            cwd=REPOSITORY_ROOT,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "gunicorn did not start"
+                    time.sleep(0.2)
+            yield initiative, f"http://{initiative.slug}.{settings.PLATFORM_DOMAIN}:{port}"
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            connection.set_schema_to_public()
+            with connection.cursor() as cursor:
+                cursor.execute(f'DROP SCHEMA "{initiative.schema_name}" CASCADE')
+            DataKey.objects.filter(initiative=initiative).delete()
+            KeyEncryptionKey.objects.filter(initiative=initiative).delete()
+            AuditEvent.objects.filter(initiative=initiative).delete()
+            Domain.objects.filter(tenant=initiative).delete()
+            Initiative.objects.filter(pk=initiative.pk).delete()
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def test_a_citizen_signs_in_a_real_browser(
+    site: tuple[Initiative, str], browser: WebDriver, django_db_blocker: DjangoDbBlocker
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    initiative, base = site
+    driver = browser
+    driver.get(f"{base}/sign/?lang=en")
+    Select(driver.find_element(By.ID, "country")).select_by_value("PL")
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    WebDriverWait(driver, 15).until(lambda d: "/sign/PL/" in d.current_url)
+    for field, value in (
+        ("first_names", "Maria Skłodowska"),
+        ("family_names", "Curie"),
+        ("document_number", "44051401359"),
+    ):
+        driver.find_element(By.ID, f"id_{field}").send_keys(value)
+    driver.find_element(By.ID, "id_declaration").click()
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    # The widget solves the proof of work in the page, then the form is sent; the receipt follows.
+    WebDriverWait(driver, 60).until(lambda d: "/receipt/" in d.current_url)
+    page = driver.page_source
+    assert "your support has been recorded" in page
+
+    with django_db_blocker.unblock(), initiative:
+        row = Statement.objects.get()
+    assert str(row.pk) in page
+    stored = personal_data_decode(open_sealed(initiative.pk, row.pk, "PL", bytes(row.sealed_personal_data)))
+    assert stored == {
+        "first_names": "Maria Skłodowska",
+        "family_names": "Curie",
+        "document_type": "personal.number",
+        "document_number": "44051401359",
+    }
