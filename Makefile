@@ -25,6 +25,7 @@ test: install
 	DEBUG=$${DEBUG:-1} $(BIN)/python -m pytest
 
 bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || echo "wrk is missing: the HTTP signing benchmark will be skipped"
 	DEBUG=$${DEBUG:-1} $(BIN)/python -m pytest bench -m bench -p no:randomly -s -q
 
 lint: install

@@ -130,7 +130,8 @@ X_FRAME_OPTIONS = "DENY"
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = int(optional("SECURE_HSTS_SECONDS", "31536000"))
-    SECURE_SSL_REDIRECT = True  # the probes answer before this, on plain HTTP inside the cluster
+    # The probes answer before this, on plain HTTP inside the cluster.
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 
 CSRF_TRUSTED_ORIGINS = [f"https://{PLATFORM_DOMAIN}"]
 

@@ -1,0 +1,280 @@
+"""Accepted statements per second against gunicorn, full flow: CSRF, a pre-solved proof of work,
+validation, the duplicate index, encryption, the insert; with p50 and p99 latency from wrk, and in the
+same run a plain PostgreSQL single-row insert rate from pgbench for scale.
+
+Run with `make bench`. Needs wrk and pgbench on the machine (Debian: apt-get install wrk; pgbench comes
+with PostgreSQL). BENCH_SIGNING_SECONDS (default 30), BENCH_GUNICORN_WORKERS (default 3) and
+BENCH_WRK_CONNECTIONS (default 32) change the run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import altcha
+import pytest
+from django.conf import settings
+from django.middleware.csrf import _get_new_csrf_string, _mask_cipher_secret
+from django.utils import timezone
+from pytest_django.plugin import DjangoDbBlocker
+
+from collection.antibot import challenge_create
+from collection.models import Statement
+from eci_platform.embedded import REPOSITORY_ROOT
+from tenants.db import connection
+from tenants.models import Initiative
+from tenants.services import OnboardingRequest, initiative_onboard
+from tests.database_url import test_database_url
+
+pytestmark = [pytest.mark.bench, pytest.mark.skipif(not shutil.which("wrk"), reason="wrk is not installed")]
+
+SECONDS = int(os.environ.get("BENCH_SIGNING_SECONDS", "30"))
+WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "3"))
+CONNECTIONS = int(os.environ.get("BENCH_WRK_CONNECTIONS", "32"))
+PROOF_COST = 1000
+
+WRK_SCRIPT = """
+-- Each wrk thread takes its own share of the bodies: every request is a new person with a new proof.
+local threads = 0
+function setup(thread)
+  thread:set("id", threads)
+  threads = threads + 1
+end
+local bodies = {}
+for line in io.lines(os.getenv("BODIES")) do bodies[#bodies + 1] = line end
+local counter = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Cookie"] = "csrftoken=" .. os.getenv("CSRF_COOKIE")
+wrk.headers["Host"] = os.getenv("SITE_HOST")
+request = function()
+  counter = counter + 1
+  local share = math.floor(#bodies / 2)
+  return wrk.format(nil, "/sign/AT/", nil, bodies[(id * share) + (counter % share) + 1])
+end
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _proof(initiative_id: int) -> str:
+    challenge = challenge_create(initiative_id, PROOF_COST)
+    solution = altcha.solve_challenge(
+        str(challenge["challenge"]), str(challenge["salt"]), "SHA-256", PROOF_COST, 0
+    )
+    assert solution is not None
+    payload = {key: challenge[key] for key in ("algorithm", "challenge", "salt", "signature")}
+    return base64.b64encode(json.dumps({**payload, "number": solution.number}).encode()).decode()
+
+
+@pytest.fixture
+def initiative(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator[Initiative]:
+    today = timezone.localdate()
+    with django_db_blocker.unblock():
+        yield initiative_onboard(
+            OnboardingRequest(
+                slug=f"sign-{uuid.uuid4().hex[:8]}",
+                registration_number=f"ECI({today.year}){uuid.uuid4().int % 900000 + 100000:06d}",
+                title="Signing benchmark",
+                registered_on=today,
+                collection_start=today,
+            ),
+            actor="bench",
+            provision="now",
+        )
+
+
+def _pgbench_insert_rate() -> float:
+    database = connection.settings_dict
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+        script.write("INSERT INTO bench_rows (payload) VALUES (md5(random()::text));\n")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE IF NOT EXISTS public.bench_rows (id bigserial PRIMARY KEY, payload text)"
+        )
+    command = [
+        shutil.which("pgbench") or "pgbench",
+        "-n",
+        "-c",
+        str(CONNECTIONS),
+        "-j",
+        "2",
+        "-T",
+        "10",
+        "-f",
+        script.name,
+        "-h",
+        database["HOST"] or "127.0.0.1",
+        "-U",
+        database["USER"],
+        database["NAME"],
+    ]
+    if database["PORT"]:
+        command[1:1] = ["-p", str(database["PORT"])]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE public.bench_rows")
+    return float(re.search(r"tps = ([\d.]+)", output).group(1))  # type: ignore[union-attr]
+
+
+def test_accepted_statements_per_second_against_gunicorn(
+    initiative: Initiative, django_db_blocker: DjangoDbBlocker, keystore: Path
+) -> None:
+    # More bodies than the run uses at 2,000/s: every body is a new person with a fresh proof.
+    expected_requests = SECONDS * 2000
+    csrf_secret = _get_new_csrf_string()
+    started = time.perf_counter()
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as bodies:
+        for number in range(expected_requests):
+            bodies.write(
+                urlencode(
+                    {
+                        "csrfmiddlewaretoken": _mask_cipher_secret(csrf_secret),
+                        "first_names": "Anna",
+                        "family_names": f"Bench {number}",
+                        "document_type": "passport",
+                        "document_number": f"P{number:08d}",
+                        "declaration": "on",
+                        "altcha": _proof(initiative.pk),
+                    }
+                )
+                + "\n"
+            )
+    preparation = time.perf_counter() - started
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT)
+
+    port = _free_port()
+    host = f"{initiative.slug}.{settings.PLATFORM_DOMAIN}"
+    limits = {
+        name: "100000000"
+        for name in (
+            "RATE_LIMIT_ADDRESS_SOFT",
+            "RATE_LIMIT_ADDRESS_HARD",
+            "RATE_LIMIT_NETWORK_SOFT",
+            "RATE_LIMIT_NETWORK_HARD",
+        )
+    }
+    environment = {
+        **os.environ,
+        "DEBUG": "0",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "PLATFORM_DOMAIN": settings.PLATFORM_DOMAIN,
+        "DATABASE_URL": test_database_url(),
+        "REDIS_URL": settings.REDIS_URL.rsplit("/", 1)[0] + "/14",
+        "KEY_PROVIDER": "local",
+        "LOCAL_KEYSTORE_DIR": str(keystore),
+        "LOCAL_MASTER_KEY_FILE": settings.LOCAL_MASTER_KEY_FILE,
+        "SECURE_SSL_REDIRECT": "0",
+        "ALTCHA_COST": str(PROOF_COST),
+        "LOG_LEVEL": "WARNING",
+        **limits,
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "eci_platform.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(WORKERS),
+            "--worker-class",
+            "sync",
+            "--backlog",
+            "2048",
+        ],
+        cwd=REPOSITORY_ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while (
+            subprocess.run(
+                ["curl", "-sf", "-o", "/dev/null", "-H", f"Host: {host}", f"http://127.0.0.1:{port}/livez"],
+                check=False,
+            ).returncode
+            != 0
+        ):
+            assert time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.2)
+        wrk = subprocess.run(
+            [
+                "wrk",
+                "-t",
+                "2",
+                "-c",
+                str(CONNECTIONS),
+                "-d",
+                f"{SECONDS}s",
+                "--latency",
+                "-s",
+                script.name,
+                f"http://127.0.0.1:{port}",
+            ],
+            env={**os.environ, "BODIES": bodies.name, "CSRF_COOKIE": csrf_secret, "SITE_HOST": host},
+            capture_output=True,
+            text=True,
+            timeout=SECONDS + 120,
+            check=True,
+        ).stdout
+    finally:
+        server.send_signal(signal.SIGINT)  # quick shutdown: nothing is in flight once wrk has stopped
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    with django_db_blocker.unblock():
+        with initiative:
+            accepted = Statement.objects.count()
+        pgbench_tps = _pgbench_insert_rate()
+
+    def latency(label: str) -> str:
+        found = re.search(rf"\s{label}%\s+([\d.]+\w+)", wrk)
+        return found.group(1) if found else "?"
+
+    requests = int(re.search(r"(\d+) requests in", wrk).group(1))  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk)
+    print(
+        "\nsigning over HTTP:",
+        json.dumps(
+            {
+                "seconds": SECONDS,
+                "gunicorn_workers": WORKERS,
+                "connections": CONNECTIONS,
+                "requests": requests,
+                "accepted_statements": accepted,
+                "accepted_per_second": round(accepted / SECONDS, 1),
+                "non_2xx_3xx": int(non_2xx.group(1)) if non_2xx else 0,
+                "latency_p50": latency("50"),
+                "latency_p99": latency("99"),
+                "pgbench_single_row_inserts_per_second": round(pgbench_tps, 1),
+                "bodies_prepared": expected_requests,
+                "preparation_seconds": round(preparation, 1),
+            }
+        ),
+    )
+    # Every request accepted (requests still in flight when wrk stops are stored too).
+    assert not non_2xx and requests <= accepted <= requests + CONNECTIONS
