@@ -90,17 +90,21 @@ def _key(initiative_id: int, bucket: Bucket, window: int) -> str:
 
 
 def _counts(initiative_id: int, address: str, *, add: bool) -> list[tuple[Bucket, int]]:
+    """The buckets' counts in this window, counting this attempt when `add`: one Redis round trip."""
     window = int(time.time() // WINDOW_SECONDS)
-    counted = []
-    for bucket in buckets_of(address):
-        key = _key(initiative_id, bucket, window)
+    buckets = buckets_of(address)
+    keys = [cache.make_key(_key(initiative_id, bucket, window)) for bucket in buckets]
+    client = cache._cache.get_client(keys[0], write=add)  # type: ignore[attr-defined]
+    pipeline = client.pipeline(transaction=False)
+    for key in keys:
         if add:
-            cache.add(key, 0, timeout=WINDOW_SECONDS * 2)
-            count = cache.incr(key)
+            pipeline.incr(key)
+            pipeline.expire(key, WINDOW_SECONDS * 2)
         else:
-            count = int(cache.get(key) or 0)
-        counted.append((bucket, count))
-    return counted
+            pipeline.get(key)
+    answers = pipeline.execute()
+    counts = answers[0::2] if add else answers
+    return [(bucket, int(count or 0)) for bucket, count in zip(buckets, counts, strict=True)]
 
 
 def _decide(counted: list[tuple[Bucket, int]], *, including_this_one: bool) -> RateDecision:

@@ -148,6 +148,9 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# How long a process remembers which initiative a host name serves (and its state).
+HOST_CACHE_SECONDS = env.float("HOST_CACHE_SECONDS", default=5.0)
+
 # Signing: the anti-bot proof of work and the rate limits (per minute; see collection/ratelimit.py).
 ALTCHA_COST = env.int("ALTCHA_COST", default=50_000)  # per-initiative value on the initiative's row
 ALTCHA_HARDER_FACTOR = env.int("ALTCHA_HARDER_FACTOR", default=10)

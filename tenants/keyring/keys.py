@@ -51,6 +51,9 @@ class _ProcessKeyCache:
         self._lock = threading.Lock()
         self._keys: dict[tuple[int, str, int], tuple[float, UnwrappedKey]] = {}
         self._primary: dict[tuple[int, str], tuple[float, int]] = {}
+        # The live versions (pending, primary, decrypt-only): safe to remember for the cache time, as a
+        # new version stays pending longer than that before anything is written with it.
+        self._live: dict[tuple[int, str], tuple[float, list[int]]] = {}
 
     def key(self, slot: tuple[int, str, int]) -> UnwrappedKey | None:
         entry = self._keys.get(slot)
@@ -75,15 +78,27 @@ class _ProcessKeyCache:
         with self._lock:
             self._primary[slot] = (time.monotonic() + settings.KEY_CACHE_SECONDS, version)
 
+    def live(self, slot: tuple[int, str]) -> list[int] | None:
+        entry = self._live.get(slot)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def remember_live(self, slot: tuple[int, str], versions: list[int]) -> None:
+        with self._lock:
+            self._live[slot] = (time.monotonic() + settings.KEY_CACHE_SECONDS, versions)
+
     def forget_initiative(self, initiative_id: int) -> None:
         with self._lock:
             self._keys = {slot: entry for slot, entry in self._keys.items() if slot[0] != initiative_id}
             self._primary = {slot: entry for slot, entry in self._primary.items() if slot[0] != initiative_id}
+            self._live = {slot: entry for slot, entry in self._live.items() if slot[0] != initiative_id}
 
     def clear(self) -> None:
         with self._lock:
             self._keys.clear()
             self._primary.clear()
+            self._live.clear()
 
 
 process_key_cache = _ProcessKeyCache()
@@ -187,9 +202,14 @@ def primary_data_key(initiative_id: int, purpose: str) -> UnwrappedKey:
 def live_data_keys(initiative_id: int, purpose: str) -> list[UnwrappedKey]:
     """Every version that may still be in use (pending, primary, decrypt-only), oldest first. The
     duplicate check needs them all while a sweep moves digests from an old index key to a new one."""
-    versions = DataKey.objects.filter(
-        initiative_id=initiative_id,
-        purpose=purpose,
-        state__in=[DataKeyState.PENDING, DataKeyState.PRIMARY, DataKeyState.DECRYPT_ONLY],
-    ).values_list("version", flat=True)
-    return [data_key(initiative_id, purpose, version) for version in sorted(versions)]
+    versions = process_key_cache.live((initiative_id, purpose))
+    if versions is None:
+        versions = sorted(
+            DataKey.objects.filter(
+                initiative_id=initiative_id,
+                purpose=purpose,
+                state__in=[DataKeyState.PENDING, DataKeyState.PRIMARY, DataKeyState.DECRYPT_ONLY],
+            ).values_list("version", flat=True)
+        )
+        process_key_cache.remember_live((initiative_id, purpose), versions)
+    return [data_key(initiative_id, purpose, version) for version in versions]

@@ -64,3 +64,16 @@ def test_readyz_reports_a_dead_redis_with_503() -> None:
     assert body["status"] == "unavailable"
     assert body["checks"]["postgres"] == "ok"
     assert body["checks"]["redis"].startswith("failed: ")
+
+
+def test_a_process_remembers_hosts_for_the_configured_time(alpha: Initiative) -> None:
+    from tenants import selectors
+
+    selectors._hosts.clear()
+    with override_settings(HOST_CACHE_SECONDS=60):
+        assert client_for(alpha).get("/").status_code == 200
+        Initiative.objects.filter(pk=alpha.pk).update(state=InitiativeState.DESTROYED)
+        assert client_for(alpha).get("/").status_code == 200  # within the cache time: still served
+        selectors._hosts.clear()
+        assert client_for(alpha).get("/").status_code == 404
+    selectors._hosts.clear()
