@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install dev test bench lint format clean-data
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml package.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[embedded,dev]'
+	# Browser-side test tools (axe-core); the accessibility test is skipped where npm is missing.
+	if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent; fi
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -163,3 +163,52 @@ def test_a_citizen_signs_in_a_real_browser(
         "document_type": "personal.number",
         "document_number": "44051401359",
     }
+
+
+AXE = REPOSITORY_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.mark.skipif(
+    not AXE.exists() and not os.environ.get("REQUIRE_BROWSER"), reason="axe-core is not installed (npm ci)"
+)
+def test_the_public_pages_have_no_serious_accessibility_violations(
+    site: tuple[Initiative, str], browser: WebDriver
+) -> None:
+    """axe-core (WCAG 2.1 A and AA rules) on every public page, including a form with errors."""
+    from selenium.webdriver.common.by import By
+
+    _initiative, base = site
+    axe = AXE.read_text()
+    pages = ["/?lang=en", "/sign/?lang=de", "/sign/FR/?lang=fr", "/sign/AT/?lang=en", "/sign/HU/?lang=en"]
+    found: dict[str, list[str]] = {}
+
+    def audit(label: str) -> None:
+        browser.execute_script(axe)
+        result = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "const tags = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];"
+            "axe.run(document, {runOnly: {type: 'tag', values: tags}}).then(r => done(r.violations.map("
+            "  v => [v.id, v.impact, v.nodes.map(n => n.html.slice(0, 160)).join(' | ')])));"
+        )
+        serious = [
+            f"{rule} ({impact}, {count} nodes)"
+            for rule, impact, count in result
+            if impact in ("serious", "critical")
+        ]
+        if serious:
+            found[label] = serious
+
+    browser.set_script_timeout(30)
+    for path in pages:
+        browser.get(f"{base}{path}")
+        audit(path)
+    # The form again, with every error shown.
+    browser.get(f"{base}/sign/FR/?lang=en")
+    browser.execute_script(
+        "document.querySelector('form[method=post]').noValidate = true;"
+        "document.querySelector('altcha-widget').remove();"
+    )
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    assert "error-summary" in browser.page_source and "This field is required." in browser.page_source
+    audit("/sign/FR/ with errors")
+    assert not found, found
