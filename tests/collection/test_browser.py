@@ -176,6 +176,7 @@ def test_the_public_pages_have_no_serious_accessibility_violations(
 ) -> None:
     """axe-core (WCAG 2.1 A and AA rules) on every public page, including a form with errors."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     _initiative, base = site
     axe = AXE.read_text()
@@ -209,6 +210,7 @@ def test_the_public_pages_have_no_serious_accessibility_violations(
         "document.querySelector('altcha-widget').remove();"
     )
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    assert "error-summary" in browser.page_source and "This field is required." in browser.page_source
+    WebDriverWait(browser, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".error-summary"))
+    assert "This field is required." in browser.page_source
     audit("/sign/FR/ with errors")
     assert not found, found
