@@ -7,3 +7,6 @@ TENANT_DOMAIN_MODEL = "tenants.Domain"
 INITIATIVE_TEMPLATE_SCHEMA = "tenant_template"
 # Raise when code queries a tenant table while the connection is on the public schema.
 TENANT_TABLE_GUARD = True
+# Set search_path once per schema change, not before every query. django-tenants forgets the setting on
+# every rollback (PostgreSQL undoes a SET with it); tests/tenants/test_guard_and_isolation.py checks that.
+TENANT_LIMIT_SET_CALLS = True

@@ -7,6 +7,7 @@ import os
 import uuid
 
 import pytest
+from pytest_django.plugin import DjangoDbBlocker
 
 from collection.models import Statement
 from collection.services import counts_refresh
@@ -108,3 +109,45 @@ def test_statement_ids_are_random_uuids(alpha: Initiative) -> None:
     with alpha:
         statement = make_statement("PL")
     assert isinstance(statement.pk, uuid.UUID) and statement.pk.version == 4
+
+
+def test_after_a_rollback_queries_still_run_in_the_right_schema(
+    django_db_setup: None, django_db_blocker: DjangoDbBlocker
+) -> None:
+    """PostgreSQL undoes a SET search_path issued inside a transaction that rolls back; the backend
+    must notice, or the next query would run in the schema the session was on before."""
+    from django.db import IntegrityError, transaction
+
+    digest = os.urandom(32)
+    with django_db_blocker.unblock():  # committed rows, real transactions (no test transaction around)
+        alpha, beta = Initiative.objects.get(slug="alpha"), Initiative.objects.get(slug="beta")
+        try:
+            with beta:
+                make_statement("FI")
+            with alpha:
+                Statement.objects.create(
+                    country="AT",
+                    form_revision="t",
+                    key_version=1,
+                    index_digest=digest,
+                    index_key_version=1,
+                    sealed_personal_data=b"x",
+                )
+            connection.set_tenant(beta)
+            assert list(Statement.objects.values_list("country", flat=True)) == ["FI"]  # session on beta
+            connection.set_tenant(alpha)  # its SET search_path comes with the next query, in the transaction
+            with pytest.raises(IntegrityError), transaction.atomic():
+                Statement.objects.create(
+                    country="AT",
+                    form_revision="t",
+                    key_version=1,
+                    index_digest=digest,
+                    index_key_version=1,
+                    sealed_personal_data=b"x",
+                )
+            assert list(Statement.objects.values_list("country", flat=True)) == ["AT"], "not beta's rows"
+        finally:
+            for initiative in (alpha, beta):
+                with initiative:
+                    Statement.objects.all().delete()
+            connection.set_schema_to_public()
