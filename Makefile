@@ -14,7 +14,12 @@ $(STAMP): pyproject.toml package.json
 	if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent; fi
 	touch $(STAMP)
 
-install: $(STAMP)
+# The compiled translations follow their sources.
+TRANSLATIONS := $(patsubst %.po,%.mo,$(wildcard eci_platform/locale/*/LC_MESSAGES/django.po))
+$(TRANSLATIONS): $(STAMP) $(wildcard eci_platform/locale/*/LC_MESSAGES/django.po)
+	$(BIN)/python -m eci_platform.translations
+
+install: $(STAMP) $(TRANSLATIONS)
 
 # .env makes commands in a second terminal use the same development settings and embedded services.
 .env:

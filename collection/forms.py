@@ -45,6 +45,17 @@ def residence_choices(language: str) -> list[tuple[str, str]]:
     return [("", ""), *sorted(countries, key=lambda choice: choice[1].casefold())]
 
 
+# Our own wording of the generic messages, so that every language has them (Django has no Maltese).
+FIELD_MESSAGES = {
+    "required": _("This field is required."),
+    "invalid": _("Enter a valid value."),
+    "invalid_choice": _("Select a valid choice."),
+    "max_length": _("At most %(limit_value)d characters."),
+    "null_characters_not_allowed": _("This field contains characters that are not allowed."),
+}
+DATE_MESSAGES = {**FIELD_MESSAGES, "invalid": _("Enter a valid date in the form YYYY-MM-DD.")}
+
+
 class StatementForm(forms.Form):
     """Only what Annex III asks of this Member State (REQ-11), plus the declaration (REQ-16)."""
 
@@ -85,6 +96,10 @@ class StatementForm(forms.Form):
             ),
             error_messages={"required": _("You must confirm the declaration to support the initiative.")},
         )
+        for name, field in self.fields.items():
+            if name != "declaration":
+                messages = DATE_MESSAGES if isinstance(field, forms.DateField) else FIELD_MESSAGES
+                field.error_messages.update(messages)
 
     def clean_first_names(self) -> str:
         return clean_name(self.cleaned_data["first_names"])

@@ -80,7 +80,9 @@ def clean_text(value: str, *, max_length: int = NAME_MAX_LENGTH) -> str:
     if _has_control_characters(text):
         raise ValidationError(_("This field contains characters that are not allowed."), code="control")
     if len(text) > max_length:
-        raise ValidationError(_("At most %(limit)d characters."), code="length", params={"limit": max_length})
+        raise ValidationError(
+            _("At most %(limit_value)d characters."), code="length", params={"limit_value": max_length}
+        )
     return text
 
 

@@ -10,13 +10,18 @@ from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 from django.template.loader import render_to_string
+from django.utils import translation
 
 from tenants.db import connection
 from tenants.selectors import initiative_for_host
 
 
 def unknown_host_response(request: HttpRequest) -> HttpResponse:
-    return HttpResponseNotFound(render_to_string("unknown_host.html", request=None))
+    # Rendered before the locale middleware runs: choose the language here, from the browser's.
+    language = translation.get_language_from_request(request)
+    with translation.override(language):
+        body = render_to_string("unknown_host.html", {"language": language}, request=None)
+    return HttpResponseNotFound(body, headers={"Content-Language": language})
 
 
 class InitiativeHostMiddleware:

@@ -105,6 +105,7 @@ LANGUAGES = [
     ("sl", "Slovenščina"),
     ("sv", "Svenska"),
 ]
+LOCALE_PATHS = [BASE_DIR / "eci_platform" / "locale"]  # compiled by `python -m eci_platform.translations`
 TIME_ZONE = "Europe/Brussels"
 USE_I18N = True
 USE_TZ = True

@@ -197,7 +197,7 @@ def test_an_under_age_signatory_is_refused_by_the_birth_date_in_the_number(alpha
         ("first_names", "=HYPERLINK(1)", "cannot start with"),
         ("family_names", "@SUM(A1)", "cannot start with"),
         ("first_names", "Ann\x00e", "not allowed"),
-        ("first_names", "a" * 101, "at most"),
+        ("first_names", "a" * 101, "At most 100 characters"),
         ("first_names", "1234", "letters"),
         ("date_of_birth", "1990-02-30", "Enter a valid date"),
         ("date_of_birth", "30/01/1990", "Enter a valid date"),
