@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 # Which version of the Annex III forms a statement was signed on (stored with it).
 FORM_REVISION = "2019/788-annex-iii"
+WIDGET_LANGUAGES = {"es": "es-es", "fr": "fr-fr", "pt": "pt-pt"}
 
 EU_LANGUAGE_CODES = {code for code, _name in settings.LANGUAGES}
 
@@ -82,6 +83,8 @@ def _initiative_context(initiative: Initiative, language: str) -> dict[str, obje
         "subject": initiative.text("subject", language),
         "objectives": initiative.text("objectives", language),
         "destruction_deadline": statements_destroyed_at_the_latest(initiative),
+        # The ALTCHA widget's own texts, in its names for the languages.
+        "widget_language": WIDGET_LANGUAGES.get(language, language),
     }
 
 
