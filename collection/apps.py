@@ -6,7 +6,7 @@ class CollectionConfig(AppConfig):
     verbose_name = "Collection"
 
     def ready(self) -> None:
-        from collection.models import Statement
+        from collection.models import ContactEmail, Statement
         from collection.sealed import statement_identity
         from tenants.keyring.registry import SealedTable, register_sealed_table
 
@@ -19,5 +19,13 @@ class CollectionConfig(AppConfig):
                 digest_field="index_digest",
                 digest_version_field="index_key_version",
                 identity=statement_identity,
+            )
+        )
+        register_sealed_table(
+            SealedTable(
+                model=ContactEmail,
+                sealed_field="sealed_email",
+                version_field="key_version",
+                country_field="scope",
             )
         )

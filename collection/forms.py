@@ -96,8 +96,21 @@ class StatementForm(forms.Form):
             ),
             error_messages={"required": _("You must confirm the declaration to support the initiative.")},
         )
+        self.fields["email"] = forms.EmailField(
+            label=_("E-mail address (optional)"),
+            required=False,
+            max_length=254,
+            help_text=_("Only if you want the organisers to keep you informed about this initiative."),
+        )
+        self.fields["email_consent"] = forms.BooleanField(
+            label=_(
+                "I agree that the organisers may use my e-mail address to inform me about this initiative. "
+                "It is kept apart from my statement of support."
+            ),
+            required=False,
+        )
         for name, field in self.fields.items():
-            if name != "declaration":
+            if name not in ("declaration", "email_consent"):
                 messages = DATE_MESSAGES if isinstance(field, forms.DateField) else FIELD_MESSAGES
                 field.error_messages.update(messages)
 
@@ -129,6 +142,12 @@ class StatementForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if cleaned.get("email") and not cleaned.get("email_consent"):
+            self.add_error(
+                "email_consent", _("Tick this box to give your e-mail address, or leave the address empty.")
+            )
+        if cleaned.get("email_consent") and not cleaned.get("email") and "email" not in self.errors:
+            self.add_error("email", _("Enter the e-mail address you agree to give, or untick the box."))
         document_type = cleaned.get("document_type")
         raw_number = cleaned.get("document_number")
         if document_type and raw_number:
@@ -148,10 +167,18 @@ class StatementForm(forms.Form):
 
     def personal_data(self) -> dict[str, str]:
         """What is sealed: the Annex III fields, as text."""
-        data = {name: value for name, value in self.cleaned_data.items() if name != "declaration"}
+        data = {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if name not in ("declaration", "email", "email_consent")
+        }
         if "date_of_birth" in data:
             data["date_of_birth"] = data["date_of_birth"].isoformat()
         return {name: str(value) for name, value in data.items()}
+
+    def contact_email(self) -> str:
+        """The e-mail address given with its consent, or nothing; it is never part of the statement."""
+        return str(self.cleaned_data.get("email") or "") if self.cleaned_data.get("email_consent") else ""
 
 
 def nationality_choices(language: str) -> list[tuple[str, str]]:

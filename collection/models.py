@@ -25,3 +25,18 @@ class Statement(models.Model):
 
     def __str__(self) -> str:
         return f"statement {self.id} ({self.country})"
+
+
+class ContactEmail(models.Model):
+    """An optional e-mail address a signatory gave, with its own consent (REQ-19): stored apart from the
+    statements, with no link to one, sealed like them, and destroyed on its own schedule."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # The sealing binds a two-letter scope; for addresses it is always "EU" (no nationality is kept).
+    scope = models.CharField(max_length=2, default="EU", editable=False)
+    key_version = models.PositiveIntegerField()
+    sealed_email = models.BinaryField()
+    given_on = models.DateField(auto_now_add=True, help_text="The day only: REQ-19 counts in months.")
+
+    def __str__(self) -> str:
+        return f"contact address {self.id}"

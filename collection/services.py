@@ -8,7 +8,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from collection.models import Statement
+from collection.models import ContactEmail, Statement
 from collection.sealed import identity_of, personal_data_encode
 from collection.selectors import COUNTS_CACHE_KEY, statement_counts_by_country
 from tenants.db import connection
@@ -25,9 +25,12 @@ class DuplicateStatementError(Exception):
     """REQ-14: this person has already supported the initiative."""
 
 
-def statement_record(*, country: str, personal_data: dict[str, str], form_revision: str) -> Statement:
+def statement_record(
+    *, country: str, personal_data: dict[str, str], form_revision: str, contact_email: str = ""
+) -> Statement:
     """Store one statement of support of the current initiative: its personal data sealed under the
-    initiative's primary key, its identity only as an index digest. Validation is the caller's."""
+    initiative's primary key, its identity only as an index digest; and, if the signatory gave one with
+    its consent, the e-mail address apart (REQ-19), in the same transaction. Validation is the caller's."""
     initiative = connection.tenant
     if not isinstance(initiative, Initiative):
         raise PublicSchemaTenantTableError("Statements are recorded with an initiative active.")
@@ -49,6 +52,8 @@ def statement_record(*, country: str, personal_data: dict[str, str], form_revisi
                 )
             if Statement.objects.filter(index_digest__in=digests).exists():
                 raise DuplicateStatementError
+            if contact_email:
+                _contact_email_store(initiative_id, contact_email)
             return Statement.objects.create(
                 id=record_id,
                 country=country,
@@ -61,6 +66,14 @@ def statement_record(*, country: str, personal_data: dict[str, str], form_revisi
     except IntegrityError:
         # The same person at the same instant: the unique digest lets exactly one row in.
         raise DuplicateStatementError from None
+
+
+def _contact_email_store(initiative_id: int, address: str) -> ContactEmail:
+    record_id = uuid.uuid4()
+    sealed = seal(initiative_id, record_id, "EU", address.encode())
+    return ContactEmail.objects.create(
+        id=record_id, scope="EU", key_version=sealed_version(sealed), sealed_email=sealed
+    )
 
 
 def counts_refresh() -> dict[str, object]:

@@ -174,7 +174,10 @@ def sign_form(request: HttpRequest, country: str) -> HttpResponse:
         return render(request, "collection/sign_form.html", {**context, "form": form}, status=400)
     try:
         statement = statement_record(
-            country=state.code, personal_data=form.personal_data(), form_revision=FORM_REVISION
+            country=state.code,
+            personal_data=form.personal_data(),
+            form_revision=FORM_REVISION,
+            contact_email=form.contact_email(),
         )
     except DuplicateStatementError:
         _log_attempt(initiative, state.code, "duplicate", address)

@@ -15,11 +15,12 @@ class SealedTable:
     sealed_field: str  # the blob (see sealing.py)
     version_field: str  # the personal-data key version the blob names
     country_field: str  # bound into the blob's associated data
-    digest_field: str  # the duplicate-index digest
-    digest_version_field: str  # the index key version of the digest
-    # From a record's opened personal data and country to its identity bytes (see index.py), so that an
-    # index-key sweep can recompute the digest.
-    identity: Callable[[bytes, str], bytes]
+    # The duplicate-index digest and its key version, and how to get the identity bytes (see index.py)
+    # from a record's opened data and country, so an index-key sweep can recompute the digest. None for
+    # a table without an index (an index sweep passes it by).
+    digest_field: str | None = None
+    digest_version_field: str | None = None
+    identity: Callable[[bytes, str], bytes] | None = None
 
     def column(self, field: str) -> str:
         model_field = self.model._meta.get_field(getattr(self, field))
@@ -32,6 +33,13 @@ class SealedTable:
 
 
 SEALED_TABLES: list[SealedTable] = []
+
+
+def sealed_tables_for(purpose: str) -> list[SealedTable]:
+    """The tables a sweep of `purpose` moves: all for personal data, the indexed ones for the index."""
+    if purpose == "index":
+        return [table for table in SEALED_TABLES if table.digest_field]
+    return list(SEALED_TABLES)
 
 
 def register_sealed_table(table: SealedTable) -> None:

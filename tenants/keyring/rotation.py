@@ -41,7 +41,7 @@ from tenants.keyring.keys import (
     wrap_context,
 )
 from tenants.keyring.providers import KeyProviderError, key_provider
-from tenants.keyring.registry import SEALED_TABLES, SealedTable
+from tenants.keyring.registry import SealedTable, sealed_tables_for
 from tenants.keyring.sealing import open_with, seal_with
 from tenants.models import (
     DataKey,
@@ -301,7 +301,7 @@ def reencryption_run(
     progress: dict[str, object] = {"attempts": job.attempts + 1}
     if job.started_at is None:
         with initiative:
-            total = sum(_count(table) for table in SEALED_TABLES)
+            total = sum(_count(table) for table in sealed_tables_for(job.purpose))
         progress.update(started_at=timezone.now(), records_total=total)
         audit_record(
             actor=SYSTEM_ACTOR,
@@ -316,10 +316,11 @@ def reencryption_run(
 
     target = data_key(initiative.pk, job.purpose, job.target_version)
     batches = 0
-    table_names = [table.table for table in SEALED_TABLES]
+    tables = sealed_tables_for(job.purpose)
+    table_names = [table.table for table in tables]
     first = table_names.index(job.checkpoint_table) if job.checkpoint_table in table_names else 0
     with initiative:
-        for position, table in enumerate(SEALED_TABLES[first:], start=first):
+        for position, table in enumerate(tables[first:], start=first):
             checkpoint = (job.checkpoint if position == first else None) or _SMALLEST_UUID
             while True:
                 if max_batches is not None and batches >= max_batches:
@@ -365,10 +366,13 @@ def _finish(job: ReencryptionJob, owner: str, target_version: int) -> SweepOutco
             .exclude(state=DataKeyState.DESTROYED)
         )
         with initiative:
-            for table in SEALED_TABLES:
+            for table in sealed_tables_for(job.purpose):
                 with connection.cursor() as cursor:
                     cursor.execute(f'LOCK TABLE "{table.table}" IN SHARE MODE')
-            remaining = sum(_older_than_target(table, job.purpose, target_version) for table in SEALED_TABLES)
+            remaining = sum(
+                _older_than_target(table, job.purpose, target_version)
+                for table in sealed_tables_for(job.purpose)
+            )
         if remaining:
             # Written with an old version after the sweep passed them: another pass from the start.
             ReencryptionJob.objects.filter(pk=job.pk, lease_owner=owner).update(
@@ -444,8 +448,10 @@ def _sweep_batch(
         table.column("version_field"),
         table.column("country_field"),
     )
-    digest, digest_version = table.column("digest_field"), table.column("digest_version_field")
     personal = purpose == KeyPurpose.PERSONAL_DATA
+    # The version this sweep moves: the blob's for personal data, the digest's for the index.
+    digest = "" if personal else table.column("digest_field")
+    moved_version = version if personal else table.column("digest_version_field")
     keys: dict[int, UnwrappedKey] = {}
 
     def key_for(version_number: int) -> UnwrappedKey:
@@ -455,7 +461,7 @@ def _sweep_batch(
 
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f'SELECT "{pk}", "{country}", "{version}", "{blob}", "{digest_version}" FROM "{table.table}" '  # noqa: S608
+            f'SELECT "{pk}", "{country}", "{version}", "{blob}", "{moved_version}" FROM "{table.table}" '  # noqa: S608
             f'WHERE "{pk}" > %s ORDER BY "{pk}" LIMIT %s',
             [after, settings.REENCRYPTION_BATCH_SIZE],
         )
@@ -464,19 +470,19 @@ def _sweep_batch(
             return 0, 0, None
         buffer = io.StringIO()
         changed = 0
-        for record_id, record_country, record_version, sealed, record_digest_version in rows:
-            old = record_version if personal else record_digest_version
+        for record_id, record_country, record_version, sealed, old in rows:
             if old >= target.version:
                 continue
             plaintext = open_with(key_for(record_version), record_id, record_country, bytes(sealed))
             if personal:
                 new_value = seal_with(target, record_id, record_country, plaintext)
             else:
+                assert table.identity is not None  # only indexed tables are swept for the index
                 new_value = digest_with(target, table.identity(plaintext, record_country))
             buffer.write(f"{record_id}\t\\\\x{new_value.hex()}\t{old}\n")
             changed += 1
         if changed:
-            value_column, version_column = (blob, version) if personal else (digest, digest_version)
+            value_column, version_column = (blob, version) if personal else (digest, moved_version)
             cursor.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS sweep_batch (id uuid, value bytea, old_version integer) "
                 "ON COMMIT DELETE ROWS"

@@ -372,3 +372,51 @@ def test_any_text_in_any_field_gives_303_or_4xx_and_no_row_on_4xx(alpha: Initiat
         RATE_LIMIT_NETWORK_SOFT=10_000,
     ):
         check()
+
+
+# -- the optional e-mail address (REQ-19) -------------------------------------------------------------------
+
+
+def test_an_email_given_with_consent_is_stored_apart_and_sealed(alpha: Initiative) -> None:
+    from collection.models import ContactEmail
+
+    data = {**valid_form("AT"), "email": "zoe@example.org", "email_consent": "on"}
+    assert sign(alpha, "AT", data).status_code == 303
+    with alpha:
+        statement = Statement.objects.get()
+        contact = ContactEmail.objects.get()
+    assert b"zoe@example.org" not in bytes(contact.sealed_email)
+    assert open_sealed(alpha.pk, contact.pk, "EU", bytes(contact.sealed_email)) == b"zoe@example.org"
+    stored = personal_data_decode(
+        open_sealed(alpha.pk, statement.pk, "AT", bytes(statement.sealed_personal_data))
+    )
+    assert "email" not in stored and "email_consent" not in stored  # not part of the statement
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"email": "zoe@example.org"}, "Tick this box"),
+        ({"email_consent": "on"}, "Enter the e-mail address"),
+        ({"email": "not an address", "email_consent": "on"}, "Enter a valid value."),
+    ],
+)
+def test_an_email_needs_its_consent_and_a_valid_address(
+    alpha: Initiative, extra: dict[str, str], message: str
+) -> None:
+    from collection.models import ContactEmail
+
+    response = sign(alpha, "AT", {**valid_form("AT"), **extra})
+    assert response.status_code == 400 and message in response.content.decode()
+    with alpha:
+        assert Statement.objects.count() == 0 and ContactEmail.objects.count() == 0
+
+
+def test_no_email_is_kept_for_a_duplicate(alpha: Initiative) -> None:
+    from collection.models import ContactEmail
+
+    assert sign(alpha, "AT", valid_form("AT")).status_code == 303
+    data = {**valid_form("AT"), "email": "again@example.org", "email_consent": "on"}
+    assert sign(alpha, "AT", data).status_code == 409
+    with alpha:
+        assert ContactEmail.objects.count() == 0

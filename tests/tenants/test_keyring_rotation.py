@@ -353,3 +353,22 @@ def test_shredding_that_the_provider_refuses_is_audited_and_can_be_run_again(
     initiative_keys_destroy(fresh, actor="op", reason="test")
     assert not KeyEncryptionKey.objects.filter(initiative=fresh, destroyed_at__isnull=True).exists()
     assert AuditEvent.objects.filter(initiative=fresh, action="key.shredded").exists()
+
+
+@IMMEDIATE
+def test_contact_addresses_move_with_the_personal_data_sweep(fresh: Initiative) -> None:
+    from collection.models import ContactEmail
+
+    with fresh:
+        statement_record(
+            country="HR", personal_data=person(1), form_revision="t", contact_email="a@example.org"
+        )
+    target = data_key_announce(fresh, KeyPurpose.PERSONAL_DATA, actor="t")
+    data_key_promote(target.pk, actor="t")
+    job = reencryption_request(fresh, KeyPurpose.PERSONAL_DATA, target, actor="t")
+    outcome = reencryption_run(job.pk)
+    assert outcome.state == "finished" and outcome.records_moved == 2 and outcome.versions_destroyed == [1]
+    with fresh:
+        contact = ContactEmail.objects.get()
+    assert contact.key_version == 2
+    assert open_sealed(fresh.pk, contact.pk, "EU", bytes(contact.sealed_email)) == b"a@example.org"

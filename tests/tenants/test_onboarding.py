@@ -255,7 +255,7 @@ def test_json_refusal_is_one_json_object_with_the_errors_per_field() -> None:
 def test_a_schema_cloned_from_a_template_that_is_behind_gets_the_missing_migrations() -> None:
     template = settings.INITIATIVE_TEMPLATE_SCHEMA
     with connection.cursor() as cursor:
-        cursor.execute(f'DROP TABLE "{template}".collection_statement')
+        cursor.execute(f'DROP TABLE "{template}".collection_statement, "{template}".collection_contactemail')
         cursor.execute(f"DELETE FROM \"{template}\".django_migrations WHERE app = 'collection'")  # noqa: S608
     initiative = initiative_onboard(onboarding_request("lambda", 12), actor="t", provision="now")
     with initiative:
