@@ -15,6 +15,7 @@ import time
 import timeit
 import uuid
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -37,7 +38,7 @@ from tenants.keyring.rotation import (
 from tenants.keyring.sealing import open_with, seal_with
 from tenants.models import Initiative, KeyPurpose
 from tenants.services import OnboardingRequest, initiative_onboard
-from tests.database_url import test_database_url
+from tests.processes import platform_environment
 
 pytestmark = pytest.mark.bench
 
@@ -166,14 +167,7 @@ def test_rewrap_and_sweep_of_a_million_records(
         target = data_key_announce(initiative, KeyPurpose.PERSONAL_DATA, actor="bench")
         data_key_promote(target.pk, actor="bench")
         job = reencryption_request(initiative, KeyPurpose.PERSONAL_DATA, target, actor="bench")
-        environment = {
-            **os.environ,
-            "DEBUG": "1",
-            "DATABASE_URL": test_database_url(),
-            "REDIS_URL": settings.REDIS_URL,
-            "LOCAL_KEYSTORE_DIR": settings.LOCAL_KEYSTORE_DIR,
-            "LOCAL_MASTER_KEY_FILE": settings.LOCAL_MASTER_KEY_FILE,
-        }
+        environment = platform_environment(Path(settings.LOCAL_KEYSTORE_DIR))
         signer = subprocess.Popen(
             [sys.executable, "-c", SIGNER, str(initiative.pk), "600"],
             cwd=REPOSITORY_ROOT,

@@ -14,10 +14,7 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -34,11 +31,10 @@ from pytest_django.plugin import DjangoDbBlocker
 
 from collection.antibot import challenge_create
 from collection.models import Statement
-from eci_platform.embedded import REPOSITORY_ROOT
 from tenants.db import connection
 from tenants.models import Initiative
 from tenants.services import OnboardingRequest, initiative_onboard
-from tests.database_url import test_database_url
+from tests.processes import gunicorn, platform_environment
 
 pytestmark = [pytest.mark.bench, pytest.mark.skipif(not shutil.which("wrk"), reason="wrk is not installed")]
 
@@ -67,12 +63,6 @@ request = function()
   return wrk.format(nil, "/sign/AT/", nil, bodies[(id * share) + (counter % share) + 1])
 end
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _proof(initiative_id: int) -> str:
@@ -151,7 +141,6 @@ def test_accepted_statements_per_second_against_gunicorn(
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT)
 
-    port = _free_port()
     host = f"{initiative.slug}.{settings.PLATFORM_DOMAIN}"
     limits = {
         name: "100000000"
@@ -162,52 +151,20 @@ def test_accepted_statements_per_second_against_gunicorn(
             "RATE_LIMIT_NETWORK_HARD",
         )
     }
-    environment = {
-        **os.environ,
-        "DEBUG": "0",
-        "SECRET_KEY": settings.SECRET_KEY,
-        "PLATFORM_DOMAIN": settings.PLATFORM_DOMAIN,
-        "DATABASE_URL": test_database_url(),
-        "REDIS_URL": settings.REDIS_URL.rsplit("/", 1)[0] + "/14",
-        "KEY_PROVIDER": "local",
-        "LOCAL_KEYSTORE_DIR": str(keystore),
-        "LOCAL_MASTER_KEY_FILE": settings.LOCAL_MASTER_KEY_FILE,
-        "SECURE_SSL_REDIRECT": "0",
-        "ALTCHA_COST": str(PROOF_COST),
-        "LOG_LEVEL": "WARNING",
+    # Production settings (DEBUG off), minus HTTPS: wrk speaks plain HTTP on loopback.
+    environment = platform_environment(
+        keystore,
+        DEBUG="0",
+        SECRET_KEY=settings.SECRET_KEY,
+        PLATFORM_DOMAIN=settings.PLATFORM_DOMAIN,
+        KEY_PROVIDER="local",
+        SECURE_SSL_REDIRECT="0",
+        ALTCHA_COST=str(PROOF_COST),
+        LOG_LEVEL="WARNING",
         **limits,
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "eci_platform.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(WORKERS),
-            "--worker-class",
-            "sync",
-            "--backlog",
-            "2048",
-        ],
-        cwd=REPOSITORY_ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
     )
-    try:
-        deadline = time.monotonic() + 30
-        while (
-            subprocess.run(
-                ["curl", "-sf", "-o", "/dev/null", "-H", f"Host: {host}", f"http://127.0.0.1:{port}/livez"],
-                check=False,
-            ).returncode
-            != 0
-        ):
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.2)
+    options = ("--workers", str(WORKERS), "--worker-class", "sync", "--backlog", "2048")
+    with gunicorn(environment, *options) as port:
         csrf_cookie, csrf_token = _csrf_pair(port, host)
         # More bodies than the run uses at 2,000/s: every body is a new person with a fresh proof.
         expected_requests = SECONDS * 2000
@@ -249,13 +206,6 @@ def test_accepted_statements_per_second_against_gunicorn(
             timeout=SECONDS + 120,
             check=True,
         ).stdout
-    finally:
-        server.send_signal(signal.SIGINT)  # quick shutdown: nothing is in flight once wrk has stopped
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
     with django_db_blocker.unblock():
         with initiative:
             accepted = Statement.objects.count()

@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,12 +18,11 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from collection.models import Statement
 from collection.sealed import personal_data_decode
 from eci_platform.embedded import REPOSITORY_ROOT
-from tenants.db import connection
 from tenants.keyring.sealing import open_sealed
-from tenants.models import AuditEvent, DataKey, Domain, Initiative, KeyEncryptionKey
+from tenants.models import Initiative
 from tenants.services import initiative_onboard
 from tests.conftest import onboarding_request
-from tests.database_url import test_database_url
+from tests.processes import committed_initiative_remove, gunicorn, platform_environment
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -38,12 +33,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def site(
     django_db_setup: None, django_db_blocker: DjangoDbBlocker, keystore: Path
@@ -51,56 +40,12 @@ def site(
     """A committed initiative served by gunicorn on a free port."""
     with django_db_blocker.unblock():
         initiative = initiative_onboard(onboarding_request("browser", 930001), actor="t", provision="now")
-        port = _free_port()
-        environment = {
-            **os.environ,
-            "DEBUG": "1",
-            "DATABASE_URL": test_database_url(),
-            "REDIS_URL": settings.REDIS_URL.rsplit("/", 1)[0] + "/14",
-            "LOCAL_KEYSTORE_DIR": str(keystore),
-            "LOCAL_MASTER_KEY_FILE": settings.LOCAL_MASTER_KEY_FILE,
-            "ALTCHA_COST": "5000",
-            "PUBLIC_URL_PORT": str(port),
-        }
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "eci_platform.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "1",
-                "--threads",
-                "4",
-            ],
-            cwd=REPOSITORY_ROOT,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, "gunicorn did not start"
-                    time.sleep(0.2)
-            yield initiative, f"http://{initiative.slug}.{settings.PLATFORM_DOMAIN}:{port}"
+            environment = platform_environment(keystore, ALTCHA_COST="5000")
+            with gunicorn(environment, "--workers", "1", "--threads", "4") as port:
+                yield initiative, f"http://{initiative.slug}.{settings.PLATFORM_DOMAIN}:{port}"
         finally:
-            server.terminate()
-            server.wait(timeout=30)
-            connection.set_schema_to_public()
-            with connection.cursor() as cursor:
-                cursor.execute(f'DROP SCHEMA "{initiative.schema_name}" CASCADE')
-            DataKey.objects.filter(initiative=initiative).delete()
-            KeyEncryptionKey.objects.filter(initiative=initiative).delete()
-            AuditEvent.objects.filter(initiative=initiative).delete()
-            Domain.objects.filter(tenant=initiative).delete()
-            Initiative.objects.filter(pk=initiative.pk).delete()
+            committed_initiative_remove(initiative)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.test import override_settings
 from pytest_django.plugin import DjangoDbBlocker
@@ -33,18 +32,15 @@ from tenants.keyring.rotation import (
 from tenants.keyring.sealing import open_sealed
 from tenants.keyring.selectors import reencryption_jobs_to_resume
 from tenants.models import (
-    AuditEvent,
     DataKey,
     DataKeyState,
-    Domain,
     Initiative,
-    KeyEncryptionKey,
     KeyPurpose,
     ReencryptionJob,
 )
 from tenants.services import initiative_onboard
 from tests.conftest import onboarding_request
-from tests.database_url import test_database_url
+from tests.processes import committed_initiative_remove, platform_environment
 
 FAST = {
     "KEY_CACHE_SECONDS": 0,
@@ -76,15 +72,7 @@ def committed(
         try:
             yield initiative
         finally:
-            connection.set_schema_to_public()
-            with connection.cursor() as cursor:
-                cursor.execute(f'DROP SCHEMA "{initiative.schema_name}" CASCADE')
-            ReencryptionJob.objects.filter(initiative=initiative).delete()
-            DataKey.objects.filter(initiative=initiative).delete()
-            KeyEncryptionKey.objects.filter(initiative=initiative).delete()
-            AuditEvent.objects.filter(initiative=initiative).delete()
-            Domain.objects.filter(tenant=initiative).delete()
-            Initiative.objects.filter(pk=initiative.pk).delete()
+            committed_initiative_remove(initiative)
 
 
 def _write(initiative: Initiative, numbers: range) -> None:
@@ -127,15 +115,7 @@ def test_records_written_before_during_and_after_a_rotation_all_open_afterwards(
     rotation, while the new version is pending, across the switch, during the sweep and after it."""
     timing = {"KEY_CACHE_SECONDS": 1, "KEY_PROPAGATION_SECONDS": 1.5, "KEY_WRITE_MARGIN_SECONDS": 0.5}
     _write(committed, range(150))
-    environment = {
-        **os.environ,
-        "DEBUG": "1",
-        "DATABASE_URL": test_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "LOCAL_KEYSTORE_DIR": str(keystore),
-        "LOCAL_MASTER_KEY_FILE": settings.LOCAL_MASTER_KEY_FILE,
-        **{name: str(value) for name, value in timing.items()},
-    }
+    environment = platform_environment(keystore, **{name: str(value) for name, value in timing.items()})
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(committed.pk), "7"],
         cwd=REPOSITORY_ROOT,
@@ -174,15 +154,7 @@ def test_a_sweep_whose_worker_is_killed_resumes_from_its_checkpoint(
     job = reencryption_request(committed, KeyPurpose.PERSONAL_DATA, target, actor="t")
     with committed:
         ids = sorted(Statement.objects.values_list("pk", flat=True))
-    environment = {
-        **os.environ,
-        "DEBUG": "1",
-        "DATABASE_URL": test_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "LOCAL_KEYSTORE_DIR": str(keystore),
-        "LOCAL_MASTER_KEY_FILE": settings.LOCAL_MASTER_KEY_FILE,
-        **{name: str(value) for name, value in FAST.items()},
-    }
+    environment = platform_environment(keystore, **{name: str(value) for name, value in FAST.items()})
     script = (
         "import sys, django; django.setup(); from tenants.keyring.rotation import reencryption_run; "
         "reencryption_run(int(sys.argv[1]))"
@@ -249,9 +221,19 @@ def _pg_dump() -> bytes:
 
 
 def _redis_contents() -> bytes:
+    """Every key and value in the Redis databases this run uses: the cache's and Celery's."""
     import redis
+    from django.core.cache import cache
 
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    from eci_platform.celery import app
+
+    parts: list[Any] = []
+    for client in (cache._cache.get_client(), redis.Redis.from_url(app.conf.broker_url)):  # type: ignore[attr-defined]
+        parts.extend(_redis_database_contents(client))
+    return b"\n".join(part if isinstance(part, bytes) else str(part).encode() for part in parts)
+
+
+def _redis_database_contents(client: Any) -> list[Any]:
     parts: list[Any] = []
     for key in client.scan_iter(count=1000):
         parts.append(key)
@@ -267,7 +249,7 @@ def _redis_contents() -> bytes:
             parts.extend(client.smembers(key))
         elif kind == b"zset":
             parts.extend(client.zrange(key, 0, -1))
-    return b"\n".join(part if isinstance(part, bytes) else str(part).encode() for part in parts)
+    return parts
 
 
 def test_a_plaintext_canary_appears_nowhere_in_the_database_the_logs_or_redis(
@@ -305,6 +287,7 @@ def test_a_plaintext_canary_appears_nowhere_in_the_database_the_logs_or_redis(
 
     dump, redis_contents, logs = _pg_dump(), _redis_contents(), caplog.text.encode()
     assert b"collection_statement" in dump and len(dump) > 10_000, "the dump is a real one"
+    assert b"celery-task-meta" in redis_contents and b"statement-counts" in redis_contents, "Redis was read"
     for form in _canary_forms():
         assert form not in dump, f"{form!r} is in the database dump"
         assert form not in redis_contents, f"{form!r} is in Redis"

@@ -1,0 +1,94 @@
+"""For tests and benchmarks that start processes of the platform (gunicorn, a worker, a writer) against
+the test database, and that commit initiatives of their own."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+from django.conf import settings
+
+from eci_platform.embedded import REPOSITORY_ROOT
+from tenants.db import connection
+from tenants.models import AuditEvent, DataKey, Domain, Initiative, KeyEncryptionKey, ReencryptionJob
+
+
+def test_database_url() -> str:
+    database = connection.settings_dict
+    host = database["HOST"] or "127.0.0.1"
+    location = quote(host, safe="") if host.startswith("/") else f"{host}:{database['PORT'] or 5432}"
+    password = f":{quote(database['PASSWORD'])}" if database.get("PASSWORD") else ""
+    return f"postgres://{quote(database['USER'])}{password}@{location}/{database['NAME']}"
+
+
+test_database_url.__test__ = False  # type: ignore[attr-defined]  # not a test, despite its name
+
+
+def platform_environment(keystore: Path, **extra: str) -> dict[str, str]:
+    """What a process of the platform needs to share this run's database, cache and keys."""
+    return {
+        **os.environ,
+        "DEBUG": "1",
+        "DATABASE_URL": test_database_url(),
+        "REDIS_URL": settings.REDIS_URL.rsplit("/", 1)[0] + "/14",  # the tests' cache database
+        "LOCAL_KEYSTORE_DIR": str(keystore),
+        "LOCAL_MASTER_KEY_FILE": settings.LOCAL_MASTER_KEY_FILE,
+        **extra,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def gunicorn(environment: dict[str, str], *options: str) -> Iterator[int]:
+    """gunicorn serving the platform on a free loopback port, until the block ends."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "eci_platform.wsgi", "--bind", f"127.0.0.1:{port}", *options],
+        cwd=REPOSITORY_ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+        yield port
+    finally:
+        server.send_signal(signal.SIGINT)  # quick shutdown: nothing is in flight once the test is done
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def committed_initiative_remove(initiative: Initiative) -> None:
+    """Remove an initiative a test committed: its schema and every row about it."""
+    connection.set_schema_to_public()
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP SCHEMA IF EXISTS "{initiative.schema_name}" CASCADE')
+    ReencryptionJob.objects.filter(initiative=initiative).delete()
+    DataKey.objects.filter(initiative=initiative).delete()
+    KeyEncryptionKey.objects.filter(initiative=initiative).delete()
+    AuditEvent.objects.filter(initiative=initiative).delete()
+    Domain.objects.filter(tenant=initiative).delete()
+    Initiative.objects.filter(pk=initiative.pk).delete()
