@@ -5,6 +5,7 @@ Redis (embedded ones when DATABASE_URL / REDIS_URL are unset)."""
 from __future__ import annotations
 
 import datetime
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ def onboarding_request(slug: str, serial: int, **overrides: object) -> Onboardin
     return OnboardingRequest(**fields)  # type: ignore[arg-type]
 
 
+RUN_CACHE_PREFIX = f"test-{uuid.uuid4().hex}"
+
+
 def _redis_database(number: int) -> str:
     from urllib.parse import urlsplit, urlunsplit
 
@@ -49,26 +53,50 @@ def _redis_database(number: int) -> str:
 def _redis_databases_of_the_tests() -> Iterator[None]:
     """Tests use Redis databases of their own: 14 for the cache (emptied before each test) and 15 for
     Celery messages, where no development worker listens (a `make dev` on the embedded Redis would
-    otherwise take them)."""
+    otherwise take them), under a key prefix of the run's own."""
     from django.conf import settings
     from django.test.utils import override_settings
 
     from eci_platform.celery import app
 
-    cache_settings = {"default": {**settings.CACHES["default"], "LOCATION": _redis_database(14)}}
+    cache_settings = {
+        "default": {
+            **settings.CACHES["default"],
+            "LOCATION": _redis_database(14),
+            "KEY_PREFIX": RUN_CACHE_PREFIX,
+        }
+    }
     with override_settings(CACHES=cache_settings):
-        previous = {"broker_url": app.conf.broker_url, "result_backend": app.conf.result_backend}
-        app.conf.update(broker_url=_redis_database(15), result_backend=_redis_database(15))
+        previous = {
+            "broker_url": app.conf.broker_url,
+            "result_backend": app.conf.result_backend,
+            "broker_transport_options": app.conf.broker_transport_options,
+        }
+        # Queues under a prefix of this run's own: two runs on one Redis never take each other's tasks.
+        transport = {
+            **(app.conf.broker_transport_options or {}),
+            "global_keyprefix": f"test-{uuid.uuid4().hex}:",
+        }
+        app.conf.update(
+            broker_url=_redis_database(15),
+            result_backend=_redis_database(15),
+            broker_transport_options=transport,
+        )
         yield
         app.conf.update(**previous)
 
 
 @pytest.fixture(autouse=True)
 def _empty_cache() -> None:
-    """Counters and published counts of one test (or an earlier run) must not leak into the next."""
+    """Counters and published counts of one test must not leak into the next (only this run's keys go:
+    another run may share the Redis server)."""
     from django.core.cache import cache
 
-    cache.clear()
+    client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+    # django-tenants puts the schema before the prefix: "<schema>:<prefix>:<version>:<key>".
+    keys = list(client.scan_iter(match=f"*:{RUN_CACHE_PREFIX}:*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture(scope="session", autouse=True)
