@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.test import override_settings
+from django.utils import timezone
 from pytest_django.plugin import DjangoDbBlocker
 
-from tenants.services import template_schema_ensure
+from tenants.models import Initiative
+from tenants.services import OnboardingRequest, initiative_onboard, template_schema_ensure
 from tests.conftest import keystore  # noqa: F401  (a fixture)
 
 
@@ -31,3 +35,21 @@ def django_db_setup(
     yield
     with django_db_blocker.unblock():
         teardown_databases(databases, verbosity=0)
+
+
+@pytest.fixture
+def initiative(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator[Initiative]:
+    """A committed initiative of the benchmark's own, collecting from today."""
+    today = timezone.localdate()
+    with django_db_blocker.unblock(), override_settings(KEY_PROPAGATION_SECONDS=0):
+        yield initiative_onboard(
+            OnboardingRequest(
+                slug=f"bench-{uuid.uuid4().hex[:8]}",
+                registration_number=f"ECI({today.year}){uuid.uuid4().int % 900000 + 100000:06d}",
+                title="Benchmark initiative",
+                registered_on=today,
+                collection_start=today,
+            ),
+            actor="bench",
+            provision="now",
+        )

@@ -14,7 +14,7 @@ import sys
 import time
 import timeit
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -37,7 +37,6 @@ from tenants.keyring.rotation import (
 )
 from tenants.keyring.sealing import open_with, seal_with
 from tenants.models import Initiative, KeyPurpose
-from tenants.services import OnboardingRequest, initiative_onboard
 from tests.processes import platform_environment
 
 pytestmark = pytest.mark.bench
@@ -53,25 +52,6 @@ PERSON = {
 
 def _report(name: str, figures: Mapping[str, object]) -> None:
     print(f"\n{name}: {json.dumps(figures)}")
-
-
-@pytest.fixture
-def initiative(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator[Initiative]:
-    from django.utils import timezone
-
-    today = timezone.localdate()
-    with django_db_blocker.unblock(), override_settings(KEY_PROPAGATION_SECONDS=0):
-        yield initiative_onboard(
-            OnboardingRequest(
-                slug=f"keys-{uuid.uuid4().hex[:8]}",
-                registration_number=f"ECI({today.year}){uuid.uuid4().int % 900000 + 100000:06d}",
-                title="Keys benchmark",
-                registered_on=today,
-                collection_start=today,
-            ),
-            actor="bench",
-            provision="now",
-        )
 
 
 def test_seal_open_and_digest_per_record(initiative: Initiative) -> None:

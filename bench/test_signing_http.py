@@ -18,22 +18,18 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
 import altcha
 import pytest
 from django.conf import settings
-from django.utils import timezone
 from pytest_django.plugin import DjangoDbBlocker
 
 from collection.antibot import challenge_create
 from collection.models import Statement
 from tenants.db import connection
 from tenants.models import Initiative
-from tenants.services import OnboardingRequest, initiative_onboard
 from tests.processes import gunicorn, platform_environment
 
 pytestmark = [pytest.mark.bench, pytest.mark.skipif(not shutil.which("wrk"), reason="wrk is not installed")]
@@ -73,23 +69,6 @@ def _proof(initiative_id: int) -> str:
     assert solution is not None
     payload = {key: challenge[key] for key in ("algorithm", "challenge", "salt", "signature")}
     return base64.b64encode(json.dumps({**payload, "number": solution.number}).encode()).decode()
-
-
-@pytest.fixture
-def initiative(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator[Initiative]:
-    today = timezone.localdate()
-    with django_db_blocker.unblock():
-        yield initiative_onboard(
-            OnboardingRequest(
-                slug=f"sign-{uuid.uuid4().hex[:8]}",
-                registration_number=f"ECI({today.year}){uuid.uuid4().int % 900000 + 100000:06d}",
-                title="Signing benchmark",
-                registered_on=today,
-                collection_start=today,
-            ),
-            actor="bench",
-            provision="now",
-        )
 
 
 def _csrf_pair(port: int, host: str) -> tuple[str, str]:

@@ -19,12 +19,13 @@ from tests.conftest import client_for
 pytestmark = pytest.mark.django_db
 
 
-def make_statement(country: str) -> Statement:
+def make_statement(country: str, digest: bytes | None = None) -> Statement:
+    """A statement row with made-up sealed bytes: these tests are about rows and schemas, not sealing."""
     return Statement.objects.create(
         country=country,
         form_revision="test",
         key_version=1,
-        index_digest=os.urandom(32),
+        index_digest=digest or os.urandom(32),
         index_key_version=1,
         sealed_personal_data=os.urandom(64),
     )
@@ -67,14 +68,7 @@ def test_the_same_index_digest_may_exist_in_two_initiatives(alpha: Initiative, b
     digest = os.urandom(32)
     for initiative in (alpha, beta):
         with initiative:
-            Statement.objects.create(
-                country="AT",
-                form_revision="t",
-                key_version=1,
-                index_digest=digest,
-                index_key_version=1,
-                sealed_personal_data=b"x",
-            )
+            make_statement("AT", digest)
     with alpha:
         assert Statement.objects.filter(index_digest=digest).count() == 1
 
@@ -125,26 +119,12 @@ def test_after_a_rollback_queries_still_run_in_the_right_schema(
             with beta:
                 make_statement("FI")
             with alpha:
-                Statement.objects.create(
-                    country="AT",
-                    form_revision="t",
-                    key_version=1,
-                    index_digest=digest,
-                    index_key_version=1,
-                    sealed_personal_data=b"x",
-                )
+                make_statement("AT", digest)
             connection.set_tenant(beta)
             assert list(Statement.objects.values_list("country", flat=True)) == ["FI"]  # session on beta
             connection.set_tenant(alpha)  # its SET search_path comes with the next query, in the transaction
             with pytest.raises(IntegrityError), transaction.atomic():
-                Statement.objects.create(
-                    country="AT",
-                    form_revision="t",
-                    key_version=1,
-                    index_digest=digest,
-                    index_key_version=1,
-                    sealed_personal_data=b"x",
-                )
+                make_statement("AT", digest)
             assert list(Statement.objects.values_list("country", flat=True)) == ["AT"], "not beta's rows"
         finally:
             for initiative in (alpha, beta):
