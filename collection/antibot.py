@@ -21,6 +21,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from collection.redis_store import redis_client
+
 CHALLENGE_LIFETIME = datetime.timedelta(minutes=10)
 
 
@@ -75,6 +77,7 @@ def proof_check(initiative_id: int, payload: str, *, minimum_cost: int) -> Proof
     # first use the only one.
     signature = str(solved["signature"])
     spent_key = "altcha-spent:" + hashlib.sha256(signature.encode()).hexdigest()
-    if not cache.add(spent_key, 1, timeout=int(CHALLENGE_LIFETIME.total_seconds()) + 60):
+    spent_for = int(CHALLENGE_LIFETIME.total_seconds()) + 60
+    if not redis_client().set(cache.make_key(spent_key), 1, nx=True, ex=spent_for):
         return ProofCheck(False, "replayed")
     return ProofCheck(True, "ok")

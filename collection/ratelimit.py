@@ -19,6 +19,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 
+from collection.redis_store import redis_client
+
 logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
@@ -94,8 +96,7 @@ def _counts(initiative_id: int, address: str, *, add: bool) -> list[tuple[Bucket
     window = int(time.time() // WINDOW_SECONDS)
     buckets = buckets_of(address)
     keys = [cache.make_key(_key(initiative_id, bucket, window)) for bucket in buckets]
-    client = cache._cache.get_client(keys[0], write=add)  # type: ignore[attr-defined]
-    pipeline = client.pipeline(transaction=False)
+    pipeline = redis_client().pipeline(transaction=False)
     for key in keys:
         if add:
             pipeline.incr(key)

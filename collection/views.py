@@ -91,6 +91,8 @@ def _initiative_context(initiative: Initiative, language: str) -> dict[str, obje
 def _log_attempt(initiative: Initiative, country: str, outcome: str, address: str) -> None:
     """One line per attempt: initiative, country, outcome and the client's network (/24 or /48); never
     a name, date, number or full address."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
     logger.info(
         "statement attempt: initiative=%s country=%s outcome=%s network=%s",
         initiative.slug,
