@@ -6,19 +6,6 @@ import json
 
 from tenants.keyring.index import identity_part_a, identity_part_b
 
-# The personal data of one statement, as sealed: the Annex III fields of the signatory's country.
-PART_A_FIELDS = (
-    "first_names",
-    "family_names",
-    "date_of_birth",
-    "street",
-    "street_number",
-    "postal_code",
-    "city",
-    "country_of_residence",
-)
-PART_B_FIELDS = ("first_names", "family_names", "document_type", "document_number")
-
 
 def personal_data_encode(data: dict[str, str]) -> bytes:
     return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()

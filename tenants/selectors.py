@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from tenants.models import AuditEvent, Domain, Initiative, InitiativeState
+from tenants.models import Domain, Initiative, InitiativeState
 
 # Host name -> (valid until, initiative or None), per process: the lookup happens on every request.
 _hosts: dict[str, tuple[float, Initiative | None]] = {}
@@ -42,14 +42,3 @@ def initiatives_awaiting_provisioning(*, older_than: datetime.timedelta) -> Quer
 
 def initiative_by_slug(slug: str) -> Initiative | None:
     return Initiative.objects.filter(slug=slug).first()
-
-
-def initiatives_with_domains() -> QuerySet[Initiative]:
-    return Initiative.objects.prefetch_related("domains").order_by("slug")
-
-
-def audit_events(*, initiative: Initiative | None = None, limit: int = 200) -> QuerySet[AuditEvent]:
-    events = AuditEvent.objects.all()
-    if initiative is not None:
-        events = events.filter(initiative=initiative)
-    return events[:limit]
