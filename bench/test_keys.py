@@ -107,23 +107,6 @@ def _timed_ms(action: object) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-SIGNER = """
-import sys, time, django
-django.setup()
-from collection.services import statement_record
-from tenants.models import Initiative
-initiative = Initiative.objects.get(pk=int(sys.argv[1]))
-deadline = time.monotonic() + float(sys.argv[2])
-signed = 0
-with initiative:
-    while time.monotonic() < deadline:
-        statement_record(country="AT", personal_data={"first_names": "Signer", "family_names": str(signed),
-                         "document_type": "passport", "document_number": f"S{signed:09d}"}, form_revision="b")
-        signed += 1
-print(signed)
-"""
-
-
 def test_rewrap_and_sweep_of_a_million_records(
     initiative: Initiative, django_db_blocker: DjangoDbBlocker
 ) -> None:
@@ -149,7 +132,7 @@ def test_rewrap_and_sweep_of_a_million_records(
         job = reencryption_request(initiative, KeyPurpose.PERSONAL_DATA, target, actor="bench")
         environment = platform_environment(Path(settings.LOCAL_KEYSTORE_DIR))
         signer = subprocess.Popen(
-            [sys.executable, "-c", SIGNER, str(initiative.pk), "600"],
+            [sys.executable, "-m", "tests.signer", str(initiative.pk), "600", "AT", "passport", "8"],
             cwd=REPOSITORY_ROOT,
             env=environment,
             stdout=subprocess.PIPE,
@@ -166,7 +149,7 @@ def test_rewrap_and_sweep_of_a_million_records(
         signer.terminate()
         signer.wait(timeout=30)
         with initiative:
-            signed_meanwhile = Statement.objects.filter(form_revision="b").count()
+            signed_meanwhile = Statement.objects.filter(form_revision="signer").count()
         _report(
             "sweep",
             {

@@ -90,24 +90,6 @@ def _check_all_moved(initiative: Initiative, target_version: int, expected_count
         open_sealed(initiative.pk, row.pk, row.country, bytes(row.sealed_personal_data))
 
 
-WRITER = """
-import sys, time, django
-django.setup()
-from collection.services import statement_record
-from tenants.models import Initiative
-initiative = Initiative.objects.get(pk=int(sys.argv[1]))
-deadline = time.monotonic() + float(sys.argv[2])
-written = 0
-with initiative:
-    while time.monotonic() < deadline:
-        statement_record(country="BG", personal_data={"first_names": "W", "family_names": str(written),
-                         "document_type": "personal.number", "document_number": f"9{written:09d}"},
-                         form_revision="w")
-        written += 1
-print(written)
-"""
-
-
 def test_records_written_before_during_and_after_a_rotation_all_open_afterwards(
     committed: Initiative, keystore: Path
 ) -> None:
@@ -117,7 +99,7 @@ def test_records_written_before_during_and_after_a_rotation_all_open_afterwards(
     _write(committed, range(150))
     environment = platform_environment(keystore, **{name: str(value) for name, value in timing.items()})
     writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(committed.pk), "7"],
+        [sys.executable, "-m", "tests.signer", str(committed.pk), "7", "BG", "personal.number", "9"],
         cwd=REPOSITORY_ROOT,
         env=environment,
         stdout=subprocess.PIPE,
