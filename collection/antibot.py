@@ -21,9 +21,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from collection.redis_store import redis_client
-
 CHALLENGE_LIFETIME = datetime.timedelta(minutes=10)
+# A spent solution is remembered until its challenge has expired anyway.
+SPENT_SECONDS = int(CHALLENGE_LIFETIME.total_seconds()) + 60
 
 
 def _hmac_key(initiative_id: int) -> str:
@@ -53,31 +53,43 @@ def challenge_create(initiative_id: int, cost: int) -> dict[str, object]:
 
 
 @dataclass(frozen=True)
-class ProofCheck:
-    accepted: bool
-    reason: str  # "ok", "missing", "invalid", "too_easy", "replayed"
+class Proof:
+    """A solution checked against its challenge's signature, not yet spent."""
+
+    reason: str  # "ok", "missing" or "invalid"
+    cost: int = 0  # the work the challenge asked for
+    spent_key: str = ""  # the cache key that marks the solution used, once spent
+
+    @property
+    def solved(self) -> bool:
+        return self.reason == "ok"
 
 
-def proof_check(initiative_id: int, payload: str, *, minimum_cost: int) -> ProofCheck:
-    """Verify a solution and spend it: a second use of the same solution is refused, and so is one of a
-    challenge easier than this client must now solve."""
+def proof_verify(initiative_id: int, payload: str) -> Proof:
+    """Check a solution without spending it (no I/O): the caller spends it in the same Redis round trip
+    as its rate counters (`collection.ratelimit.signing_attempt_register`)."""
     if not payload or len(payload) > 2000:
-        return ProofCheck(False, "missing" if not payload else "invalid")
+        return Proof("missing" if not payload else "invalid")
     try:
         valid, _error = altcha.verify_solution(payload, _hmac_key(initiative_id), check_expires=True)
     except (ValueError, TypeError, KeyError, AttributeError, binascii.Error):
         valid = False
     if not valid:
-        return ProofCheck(False, "invalid")
+        return Proof("invalid")
     solved = json.loads(base64.b64decode(payload))
     cost = parse_qs(str(solved["salt"]).partition("?")[2]).get("cost", ["0"])[0]
-    if not cost.isdigit() or int(cost) < minimum_cost:
-        return ProofCheck(False, "too_easy")
-    # The challenge's signature names it (whatever the payload's formatting); set-if-absent makes the
-    # first use the only one.
+    # The challenge's signature names it (whatever the payload's formatting); set-if-absent on this key
+    # makes the first use the only one.
     signature = str(solved["signature"])
-    spent_key = "altcha-spent:" + hashlib.sha256(signature.encode()).hexdigest()
-    spent_for = int(CHALLENGE_LIFETIME.total_seconds()) + 60
-    if not redis_client().set(cache.make_key(spent_key), 1, nx=True, ex=spent_for):
-        return ProofCheck(False, "replayed")
-    return ProofCheck(True, "ok")
+    spent_key = cache.make_key("altcha-spent:" + hashlib.sha256(signature.encode()).hexdigest())
+    return Proof("ok", int(cost) if cost.isdigit() else 0, spent_key)
+
+
+def proof_judge(proof: Proof, *, minimum_cost: int, first_use: bool) -> str:
+    """The verdict on a verified solution once spent: "ok", "missing", "invalid", "too_easy" (a challenge
+    easier than this client must now solve) or "replayed" (a second use)."""
+    if not proof.solved:
+        return proof.reason
+    if proof.cost < minimum_cost:
+        return "too_easy"
+    return "ok" if first_use else "replayed"

@@ -4,6 +4,7 @@ Field names are the stable ones of DESIGN.md."""
 from __future__ import annotations
 
 import datetime
+import functools
 from typing import Any
 
 from babel import Locale
@@ -33,16 +34,20 @@ DOCUMENT_LABELS = {
 }
 
 
+@functools.lru_cache(maxsize=27 * 24)
 def country_name(code: str, language: str) -> str:
     """A country's name in `language`, from the CLDR data Babel maintains."""
     return str(Locale.parse(language).territories.get(iso_code(code), code))
 
 
-def residence_choices(language: str) -> list[tuple[str, str]]:
+@functools.lru_cache(maxsize=24)
+def residence_choices(language: str) -> tuple[tuple[str, str], ...]:
+    """Every country, named and sorted in `language` (computed once per language: CLDR lookups and the
+    sort cost more than the rest of a form)."""
     territories = Locale.parse(language).territories
     # Two-letter codes are countries; the rest (001, 150, ...) are regions.
     countries = [(code, str(name)) for code, name in territories.items() if len(code) == 2 and code.isalpha()]
-    return [("", ""), *sorted(countries, key=lambda choice: choice[1].casefold())]
+    return (("", ""), *sorted(countries, key=lambda choice: choice[1].casefold()))
 
 
 # Our own wording of the generic messages, so that every language has them (Django has no Maltese).

@@ -8,6 +8,7 @@ nothing about a client is stored with a statement.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -19,6 +20,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 
+from collection.antibot import SPENT_SECONDS, Proof
 from collection.redis_store import redis_client
 
 logger = logging.getLogger(__name__)
@@ -62,20 +64,18 @@ def buckets_of(address: str) -> list[Bucket]:
             Bucket("network", "unknown", settings.RATE_LIMIT_NETWORK_SOFT, settings.RATE_LIMIT_NETWORK_HARD)
         ]
     exact, coarse = (32, 24) if ip.version == 4 else (64, 48)
+    address_limits = (settings.RATE_LIMIT_ADDRESS_SOFT, settings.RATE_LIMIT_ADDRESS_HARD)
+    network_limits = (settings.RATE_LIMIT_NETWORK_SOFT, settings.RATE_LIMIT_NETWORK_HARD)
     return [
-        Bucket(
-            "address",
-            str(ipaddress.ip_network(f"{ip}/{exact}", strict=False)),
-            settings.RATE_LIMIT_ADDRESS_SOFT,
-            settings.RATE_LIMIT_ADDRESS_HARD,
-        ),
-        Bucket(
-            "network",
-            str(ipaddress.ip_network(f"{ip}/{coarse}", strict=False)),
-            settings.RATE_LIMIT_NETWORK_SOFT,
-            settings.RATE_LIMIT_NETWORK_HARD,
-        ),
+        Bucket("address", _network(ip, exact), *address_limits),
+        Bucket("network", _network(ip, coarse), *network_limits),
     ]
+
+
+def _network(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, prefix: int) -> str:
+    # Masking the integer is what ip_network(strict=False) does, at a fraction of its cost per request.
+    host_bits = ip.max_prefixlen - prefix
+    return f"{type(ip)((int(ip) >> host_bits) << host_bits)}/{prefix}"
 
 
 def truncated_address(address: str) -> str:
@@ -84,28 +84,38 @@ def truncated_address(address: str) -> str:
     return buckets[-1].network
 
 
+@functools.lru_cache(maxsize=2)
+def _daily_secret(day: str) -> bytes:
+    return hmac.new(settings.SECRET_KEY.encode(), f"ratelimit:{day}".encode(), hashlib.sha256).digest()
+
+
 def _key(initiative_id: int, bucket: Bucket, window: int) -> str:
-    day = datetime.date.today().isoformat()
-    secret = hmac.new(settings.SECRET_KEY.encode(), f"ratelimit:{day}".encode(), hashlib.sha256).digest()
+    secret = _daily_secret(datetime.date.today().isoformat())
     name = hmac.new(secret, bucket.network.encode(), hashlib.sha256).hexdigest()[:32]
-    return f"ratelimit:{initiative_id}:{name}:{window}"
+    return cache.make_key(f"ratelimit:{initiative_id}:{name}:{window}")
 
 
-def _counts(initiative_id: int, address: str, *, add: bool) -> list[tuple[Bucket, int]]:
-    """The buckets' counts in this window, counting this attempt when `add`: one Redis round trip."""
+def _counts(
+    initiative_id: int, address: str, *, add: bool, spend_key: str = ""
+) -> tuple[list[tuple[Bucket, int]], bool]:
+    """The buckets' counts in this window, counting this attempt when `add`, and whether `spend_key` was
+    set now for the first time: one Redis round trip."""
     window = int(time.time() // WINDOW_SECONDS)
     buckets = buckets_of(address)
-    keys = [cache.make_key(_key(initiative_id, bucket, window)) for bucket in buckets]
     pipeline = redis_client().pipeline(transaction=False)
-    for key in keys:
+    for bucket in buckets:
+        key = _key(initiative_id, bucket, window)
         if add:
             pipeline.incr(key)
             pipeline.expire(key, WINDOW_SECONDS * 2)
         else:
             pipeline.get(key)
+    if spend_key:
+        pipeline.set(spend_key, 1, nx=True, ex=SPENT_SECONDS)
     answers = pipeline.execute()
+    first_use = bool(answers.pop()) if spend_key else False
     counts = answers[0::2] if add else answers
-    return [(bucket, int(count or 0)) for bucket, count in zip(buckets, counts, strict=True)]
+    return [(bucket, int(count or 0)) for bucket, count in zip(buckets, counts, strict=True)], first_use
 
 
 def _decide(counted: list[tuple[Bucket, int]], *, including_this_one: bool) -> RateDecision:
@@ -120,14 +130,23 @@ def _decide(counted: list[tuple[Bucket, int]], *, including_this_one: bool) -> R
     return RateDecision(True, harder)
 
 
-def signing_attempt_register(initiative_id: int, address: str) -> RateDecision:
-    """Count one signing attempt and say whether it may go on."""
-    decision = _decide(_counts(initiative_id, address, add=True), including_this_one=True)
+@dataclass(frozen=True)
+class SigningAttempt:
+    decision: RateDecision
+    proof_first_use: bool  # whether the proof of work was spent by this attempt (not used before)
+
+
+def signing_attempt_register(initiative_id: int, address: str, *, proof: Proof) -> SigningAttempt:
+    """Count one signing attempt, say whether it may go on, and spend its proof of work (if it is a
+    solved one) in the same round trip."""
+    counted, first_use = _counts(initiative_id, address, add=True, spend_key=proof.spent_key)
+    decision = _decide(counted, including_this_one=True)
     if not decision.allowed:
         logger.warning("rate limited: initiative=%s bucket=%s", initiative_id, decision.bucket_kind)
-    return decision
+    return SigningAttempt(decision, first_use)
 
 
 def signing_pressure(initiative_id: int, address: str) -> RateDecision:
     """Where a client stands, without counting (for the cost of the next challenge)."""
-    return _decide(_counts(initiative_id, address, add=False), including_this_one=False)
+    counted, _ = _counts(initiative_id, address, add=False)
+    return _decide(counted, including_this_one=False)

@@ -42,6 +42,12 @@ def statement_record(
     record_id = uuid.uuid4()
     sealed = seal(initiative_id, record_id, country, personal_data_encode(personal_data))
     index_version, digest = index_digest(initiative_id, identity)
+    if digests == [digest]:
+        # One live index key (outside an index rotation): the unique digest alone decides, in one
+        # statement, whoever arrives at the same instant.
+        return _statement_insert_unless_duplicate(
+            record_id, country, form_revision, sealed, index_version, digest, initiative_id, contact_email
+        )
     try:
         with transaction.atomic():
             # Two submissions of one person serialise here, whichever index key each process writes
@@ -66,6 +72,59 @@ def statement_record(
     except IntegrityError:
         # The same person at the same instant: the unique digest lets exactly one row in.
         raise DuplicateStatementError from None
+
+
+_STATEMENT_COLUMNS = (
+    "id, country, form_revision, submitted_at, key_version, index_digest, index_key_version, "
+    "sealed_personal_data"
+)
+
+
+def _statement_insert_unless_duplicate(
+    record_id: uuid.UUID,
+    country: str,
+    form_revision: str,
+    sealed: bytes,
+    index_version: int,
+    digest: bytes,
+    initiative_id: int,
+    contact_email: str,
+) -> Statement:
+    """The hot path of signing: one round trip, atomic without a transaction block. The contact address
+    (if any) is written by the same statement and only when the statement itself went in."""
+    submitted_at = timezone.now()
+    values = [record_id, country, form_revision, submitted_at, sealed_version(sealed), digest, index_version]
+    # Table and column names are our models'; every value is a bound parameter.
+    sql = (
+        f"WITH new_statement AS (INSERT INTO {Statement._meta.db_table} ({_STATEMENT_COLUMNS}) "  # noqa: S608
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (index_digest) DO NOTHING RETURNING id)"
+    )
+    parameters: list[object] = [*values, sealed]
+    if contact_email:
+        email_id = uuid.uuid4()
+        sealed_email = seal(initiative_id, email_id, "EU", contact_email.encode())
+        sql += (
+            f", new_email AS (INSERT INTO {ContactEmail._meta.db_table} "  # noqa: S608
+            "(id, scope, key_version, sealed_email, given_on) "
+            "SELECT %s, 'EU', %s, %s, %s WHERE EXISTS (SELECT 1 FROM new_statement))"
+        )
+        parameters += [email_id, sealed_version(sealed_email), sealed_email, timezone.localdate()]
+    sql += " SELECT count(*) FROM new_statement"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, parameters)
+        (inserted,) = cursor.fetchone()
+    if not inserted:
+        raise DuplicateStatementError
+    return Statement(
+        id=record_id,
+        country=country,
+        form_revision=form_revision,
+        submitted_at=submitted_at,
+        key_version=sealed_version(sealed),
+        index_digest=digest,
+        index_key_version=index_version,
+        sealed_personal_data=sealed,
+    )
 
 
 def _contact_email_store(initiative_id: int, address: str) -> ContactEmail:

@@ -20,7 +20,7 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from collection.antibot import challenge_create, proof_check
+from collection.antibot import challenge_create, proof_judge, proof_verify
 from collection.forms import StatementForm, country_name, nationality_choices
 from collection.member_states import member_state, member_states
 from collection.ratelimit import client_address, signing_attempt_register, signing_pressure, truncated_address
@@ -143,37 +143,42 @@ def sign_form(request: HttpRequest, country: str) -> HttpResponse:
         return HttpResponseNotAllowed(["GET", "POST"])
     language = chosen_language(request, initiative.registered_language)
     translation.activate(language)
-    context = {
-        **_initiative_context(initiative, language),
-        "member_state": state,
-        "country_name": country_name(state.code, language),
-    }
+
+    def context() -> dict[str, object]:
+        # Built only for a page: an accepted statement answers with a bare redirect.
+        return {
+            **_initiative_context(initiative, language),
+            "member_state": state,
+            "country_name": country_name(state.code, language),
+        }
+
     today = timezone.localdate()
     if not collection_open(initiative, today):
-        return render(request, "collection/collection_closed.html", context, status=410)
+        return render(request, "collection/collection_closed.html", context(), status=410)
 
     form = StatementForm(request.POST or None, member_state=state, signing_day=today)
     if request.method != "POST":
-        return render(request, "collection/sign_form.html", {**context, "form": form})
+        return render(request, "collection/sign_form.html", {**context(), "form": form})
     address = client_address(request)
-    pressure = signing_attempt_register(initiative.pk, address)
-    if not pressure.allowed:
+    proof = proof_verify(initiative.pk, request.POST.get("altcha", ""))
+    attempt = signing_attempt_register(initiative.pk, address, proof=proof)
+    if not attempt.decision.allowed:
         _log_attempt(initiative, state.code, "rate-limited", address)
-        response = render(request, "collection/rate_limited.html", context, status=429)
-        response["Retry-After"] = str(pressure.retry_after)
+        response = render(request, "collection/rate_limited.html", context(), status=429)
+        response["Retry-After"] = str(attempt.decision.retry_after)
         return response
-    proof = proof_check(
-        initiative.pk,
-        request.POST.get("altcha", ""),
-        minimum_cost=_proof_cost(initiative, pressure.harder_proof),
+    verdict = proof_judge(
+        proof,
+        minimum_cost=_proof_cost(initiative, attempt.decision.harder_proof),
+        first_use=attempt.proof_first_use,
     )
-    if not proof.accepted:
-        _log_attempt(initiative, state.code, f"proof-{proof.reason}", address)
-        refused = {**context, "form": form, "proof_refused": True}
+    if verdict != "ok":
+        _log_attempt(initiative, state.code, f"proof-{verdict}", address)
+        refused = {**context(), "form": form, "proof_refused": True}
         return render(request, "collection/sign_form.html", refused, status=403)
     if not form.is_valid():
         _log_attempt(initiative, state.code, "invalid", address)
-        return render(request, "collection/sign_form.html", {**context, "form": form}, status=400)
+        return render(request, "collection/sign_form.html", {**context(), "form": form}, status=400)
     try:
         statement = statement_record(
             country=state.code,
@@ -183,7 +188,7 @@ def sign_form(request: HttpRequest, country: str) -> HttpResponse:
         )
     except DuplicateStatementError:
         _log_attempt(initiative, state.code, "duplicate", address)
-        return render(request, "collection/duplicate.html", context, status=409)
+        return render(request, "collection/duplicate.html", context(), status=409)
     _log_attempt(initiative, state.code, "accepted", address)
     see_receipt = HttpResponseRedirect(f"/receipt/{statement.pk}/?lang={language}")
     see_receipt.status_code = 303  # See Other: the receipt is fetched with GET, never re-posted

@@ -49,7 +49,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "eci_platform.csp.SettingsPolicyCSPMiddleware",
 ]
 
 ROOT_URLCONF = "eci_platform.urls_tenant"
