@@ -1,0 +1,585 @@
+"""The export XML (regulation/export_format.md): what the streaming writer writes validates against the
+project's XSD, carries the right keys and values, and is written with flat memory. No database needed."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import hashlib
+import io
+import re
+import tracemalloc
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from collection.member_states import member_states
+from collection.models import Statement
+from exports.xml_writer import (
+    DOCUMENT_PROPERTIES,
+    SCHEMA_PATH,
+    EmptyExportError,
+    ExportDataError,
+    InitiativeExportData,
+    SignatureRecord,
+    annex_revision,
+    export_schema,
+    export_xml_write,
+    initiative_export_data,
+    signature_record,
+)
+from tenants.models import Initiative
+
+SUBMITTED = datetime.date(2024, 9, 30)
+
+PART_A = {
+    "first_names": "Anna Maria",
+    "family_names": "Schmidt",
+    "date_of_birth": "1980-02-29",
+    "street": "Hauptstraße",
+    "street_number": "12a",
+    "postal_code": "10115",
+    "city": "Berlin",
+    "country_of_residence": "DE",
+}
+PART_B = {
+    "first_names": "Jan",
+    "family_names": "Novák",
+    "document_type": "passport",
+    "document_number": "P1234567",
+}
+
+
+def _initiative() -> Initiative:
+    return Initiative(
+        slug="clean-air",
+        registration_number="ECI(2024)000007",
+        registered_on=datetime.date(2024, 3, 1),
+        registered_language="de",
+        languages=["de", "en"],
+        title={"de": "Saubere Luft", "en": "Clean air"},
+        objectives={"de": "Ziele & <Mittel>", "en": "Objectives"},
+        register_url="https://citizens-initiative.europa.eu/initiatives/details/2024/000007_en",
+        website_url="https://clean-air.example.eu/",
+        contact_persons=[
+            {"name": "Eva Nowak", "email": "eva@example.eu"},
+            {"name": "Jens Ørsted", "email": "jens@example.eu"},
+        ],
+        collection_start=datetime.date(2024, 6, 1),
+    )
+
+
+@pytest.fixture
+def initiative_data() -> InitiativeExportData:
+    return initiative_export_data(_initiative())
+
+
+def _record(data: Mapping[str, str], statement_id: uuid.UUID | None = None) -> SignatureRecord:
+    return SignatureRecord(
+        statement_id=statement_id or uuid.uuid4(),
+        submitted_on=SUBMITTED,
+        annex_revision=1,
+        personal_data=dict(data),
+    )
+
+
+def _written(country: str, data: InitiativeExportData, records: list[SignatureRecord]) -> bytes:
+    sink = io.BytesIO()
+    count = export_xml_write(sink, country=country, initiative_data=data, signatures=records)
+    assert count == len(records)
+    return sink.getvalue()
+
+
+def _valid(document: bytes) -> etree._Element:
+    root = etree.fromstring(document)
+    schema = export_schema()
+    assert schema.validate(root), schema.error_log
+    return root
+
+
+def _properties(signature: etree._Element) -> dict[str, dict[str, str]]:
+    """{group name: {key: value}} of one signature element."""
+    return {
+        group.findtext("name"): {
+            prop.findtext("key"): prop.findtext("value") for prop in group.iterfind("properties/property")
+        }
+        for group in signature.iterfind("signatoryInfo/groups/group")
+    }
+
+
+# -- the initiative -----------------------------------------------------------------------------------------
+
+
+def test_initiative_data_comes_from_the_register_fields_in_the_registered_language() -> None:
+    data = initiative_export_data(_initiative())
+    assert data == InitiativeExportData(
+        registration_number="ECI(2024)000007",
+        start=datetime.date(2024, 6, 1),
+        end=datetime.date(2025, 5, 31),
+        register_url="https://citizens-initiative.europa.eu/initiatives/details/2024/000007_en",
+        title="Saubere Luft",
+        objectives="Ziele & <Mittel>",
+        contact_persons="Eva Nowak eva@example.eu, Jens Ørsted jens@example.eu",
+        url="https://clean-air.example.eu/",
+    )
+    assert initiative_export_data(_initiative(), language="en").title == "Clean air"
+
+
+def test_the_initiative_part_of_the_file(initiative_data: InitiativeExportData) -> None:
+    root = _valid(_written("DE", initiative_data, [_record(PART_A)]))
+    assert root.tag == "supportForm"
+    assert [child.tag for child in root] == ["forCountry", "initiativeData", "signatures"]
+    assert root.findtext("forCountry") == "DE"
+    initiative = root.find("initiativeData")
+    assert initiative is not None
+    assert {child.tag: child.text for child in initiative} == {
+        "registrationNumber": "ECI(2024)000007",
+        "startOfTheCollectionPeriod": "2024-06-01",
+        "endOfTheCollectionPeriod": "2025-05-31",
+        "urlOnCommissionRegister": initiative_data.register_url,
+        "title": "Saubere Luft",
+        "objectives": "Ziele & <Mittel>",
+        "registeredContactPersons": "Eva Nowak eva@example.eu, Jens Ørsted jens@example.eu",
+        "url": "https://clean-air.example.eu/",
+    }
+
+
+def test_an_initiative_without_a_website_leaves_the_url_out(initiative_data: InitiativeExportData) -> None:
+    data = InitiativeExportData(**{**initiative_data.__dict__, "url": ""})
+    root = _valid(_written("DE", data, [_record(PART_A)]))
+    assert root.find("initiativeData/url") is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("registration_number", "ECI(24)7"),
+        ("register_url", ""),
+        ("register_url", "javascript:alert(1)"),
+        ("url", "ftp://example.eu"),
+        ("title", " "),
+        ("objectives", ""),
+        ("contact_persons", ""),
+        ("end", datetime.date(2024, 5, 1)),
+    ],
+)
+def test_incomplete_initiative_data_is_refused_before_anything_is_written(
+    initiative_data: InitiativeExportData, field: str, value: object
+) -> None:
+    data = InitiativeExportData(**{**initiative_data.__dict__, field: value})
+    sink = io.BytesIO()
+    with pytest.raises(ExportDataError):
+        export_xml_write(sink, country="DE", initiative_data=data, signatures=[_record(PART_A)])
+    assert sink.getvalue() == b""
+
+
+# -- countries -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("country", ["EL", "GR", "el"])
+def test_greece_is_written_el(initiative_data: InitiativeExportData, country: str) -> None:
+    greek = {**PART_A, "first_names": "Γιώργος", "family_names": "Παπαδόπουλος", "city": "Αθήνα"}
+    greek["country_of_residence"] = "GR"
+    root = _valid(_written(country, initiative_data, [_record(greek)]))
+    assert root.findtext("forCountry") == "EL"
+    signature = root.find("signatures/signature")
+    assert signature is not None
+    # The residence is an ISO 3166 code, as stored: GR.
+    assert _properties(signature)["oct.group.address"]["oct.property.country"] == "GR"
+
+
+@pytest.mark.parametrize("country", ["UK", "XX", "", "B"])
+def test_a_country_that_is_no_member_state_is_refused(
+    initiative_data: InitiativeExportData, country: str
+) -> None:
+    with pytest.raises(ExportDataError):
+        _written(country, initiative_data, [_record(PART_A)])
+
+
+def test_the_schema_knows_exactly_the_member_states_of_the_data() -> None:
+    schema = etree.parse(str(SCHEMA_PATH))
+    namespace = {"xs": "http://www.w3.org/2001/XMLSchema"}
+    codes = schema.xpath(
+        "//xs:simpleType[@name='memberStateCode']//xs:enumeration/@value", namespaces=namespace
+    )
+    assert sorted(codes) == sorted(member_states())
+    assert "EL" in codes and "GR" not in codes
+
+
+def test_the_schema_carries_its_version() -> None:
+    schema = etree.parse(str(SCHEMA_PATH))
+    namespace = {"xs": "http://www.w3.org/2001/XMLSchema"}
+    assert schema.getroot().get("version") == "1"
+    assert "version 1" in " ".join(
+        schema.xpath("//xs:annotation/xs:documentation/text()", namespaces=namespace)
+    )
+
+
+# -- statements ----------------------------------------------------------------------------------------------
+
+
+def test_a_part_a_statement(initiative_data: InitiativeExportData) -> None:
+    statement_id = uuid.uuid4()
+    root = _valid(_written("DE", initiative_data, [_record(PART_A, statement_id)]))
+    signature = root.find("signatures/signature")
+    assert signature is not None
+    assert signature.findtext("submissionDate") == "2024-09-30"
+    assert signature.findtext("signatureIdentifier") == str(statement_id)
+    assert signature.findtext("annexRevision") == "1"
+    assert _properties(signature) == {
+        "oct.group.general": {
+            "oct.property.full.first.names": "Anna Maria",
+            "oct.property.family.names": "Schmidt",
+            "oct.property.date.of.birth": "1980-02-29",
+        },
+        "oct.group.address": {
+            "oct.property.street": "Hauptstraße",
+            "oct.property.street.number": "12a",
+            "oct.property.postal.code": "10115",
+            "oct.property.city": "Berlin",
+            "oct.property.country": "DE",
+        },
+    }
+
+
+def test_a_part_b_statement(initiative_data: InitiativeExportData) -> None:
+    root = _valid(_written("CZ", initiative_data, [_record(PART_B)]))
+    signature = root.find("signatures/signature")
+    assert signature is not None
+    assert _properties(signature) == {
+        "oct.group.general": {"oct.property.full.first.names": "Jan", "oct.property.family.names": "Novák"},
+        "oct.group.id": {"oct.property.passport": "P1234567"},
+    }
+
+
+DOCUMENTS_OF_THE_DATA = sorted(
+    {(state.code, document) for state in member_states().values() for document in state.accepted_documents}
+)
+
+
+@pytest.mark.parametrize(("country", "document_type"), DOCUMENTS_OF_THE_DATA)
+def test_every_document_type_of_the_data_is_written_under_its_own_key(
+    initiative_data: InitiativeExportData, country: str, document_type: str
+) -> None:
+    data = {**PART_B, "document_type": document_type, "document_number": "X12345"}
+    root = _valid(_written(country, initiative_data, [_record(data)]))
+    signature = root.find("signatures/signature")
+    assert signature is not None
+    # The key names the document itself (never one key for all of them).
+    assert _properties(signature)["oct.group.id"] == {f"oct.property.{document_type}": "X12345"}
+
+
+def test_the_residence_permit_a_deployment_may_allow_has_its_key(
+    initiative_data: InitiativeExportData,
+) -> None:
+    data = {**PART_B, "document_type": "residence.permit", "document_number": "R998877"}
+    root = _valid(_written("MT", initiative_data, [_record(data)]))
+    signature = root.find("signatures/signature")
+    assert signature is not None
+    assert _properties(signature)["oct.group.id"] == {"oct.property.residence.permit": "R998877"}
+    assert set(DOCUMENT_PROPERTIES) >= {document for _country, document in DOCUMENTS_OF_THE_DATA}
+
+
+@pytest.mark.parametrize("document_type", ["driving.licence", "PASSPORT", "", "personal.id "])
+def test_an_unknown_document_type_is_refused(
+    initiative_data: InitiativeExportData, document_type: str
+) -> None:
+    data = {**PART_B, "document_type": document_type}
+    with pytest.raises(ExportDataError, match="unknown document type"):
+        _written("AT", initiative_data, [_record(data)])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {key: value for key, value in PART_A.items() if key != "city"},
+        {**PART_A, "family_names": "  "},
+        {key: value for key, value in PART_B.items() if key != "document_number"},
+        {key: value for key, value in PART_B.items() if key != "document_type"},
+        {**PART_B, "street": "Hauptstraße"},
+        {**PART_A, "nationality": "DE"},
+    ],
+    ids=["no-city", "blank-name", "no-number", "number-without-type", "both-parts", "unknown-field"],
+)
+def test_incomplete_or_mixed_personal_data_is_refused(
+    initiative_data: InitiativeExportData, data: dict[str, str]
+) -> None:
+    with pytest.raises(ExportDataError):
+        _written("DE", initiative_data, [_record(data)])
+
+
+def test_optional_blank_address_parts_are_left_out(initiative_data: InitiativeExportData) -> None:
+    data = {**PART_A, "postal_code": "", "street_number": " "}
+    data.pop("date_of_birth")
+    root = _valid(_written("IE", initiative_data, [_record(data)]))
+    signature = root.find("signatures/signature")
+    assert signature is not None
+    properties = _properties(signature)
+    assert "oct.property.date.of.birth" not in properties["oct.group.general"]
+    assert set(properties["oct.group.address"]) == {
+        "oct.property.street",
+        "oct.property.city",
+        "oct.property.country",
+    }
+
+
+def test_statements_of_different_shapes_keep_their_own_values(initiative_data: InitiativeExportData) -> None:
+    """The writer refills one element tree per shape: nothing of one signatory may reach the next."""
+    first = {**PART_A, "first_names": "Erste", "street_number": "1"}
+    second = {**PART_A, "first_names": "Zweite", "street_number": ""}
+    third = {**PART_B, "first_names": "Dritte"}
+    fourth = {**PART_A, "first_names": "Vierte", "date_of_birth": "1990-01-01", "street_number": "4"}
+    records = [_record(data) for data in (first, second, third, fourth, first)]
+    root = _valid(_written("DE", initiative_data, records))
+    signatures = root.findall("signatures/signature")
+    assert [s.findtext("signatureIdentifier") for s in signatures] == [str(r.statement_id) for r in records]
+    for signature, data in zip(signatures, (first, second, third, fourth, first), strict=True):
+        properties = _properties(signature)
+        written = {value for group in properties.values() for value in group.values()}
+        expected = {value for key, value in data.items() if value.strip() and key != "document_type"}
+        assert written == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "O'Brien <b>&amp; Söhne</b>",
+        "x ]]> y",
+        "Ø Ł ß Æ œ Ğ",
+        "Ελληνικά Παπαδόπουλος",
+        "Кирилица Иванов",
+        "emoji 😀 and 中文",
+        "\"quoted\" & 'apostrophes'",
+    ],
+)
+def test_values_round_trip_whatever_characters_they_hold(
+    initiative_data: InitiativeExportData, text: str
+) -> None:
+    data = {**PART_A, "first_names": text, "street": text, "city": text}
+    document = _written("DE", initiative_data, [_record(data)])
+    signature = _valid(document).find("signatures/signature")
+    assert signature is not None
+    properties = _properties(signature)
+    assert properties["oct.group.general"]["oct.property.full.first.names"] == text
+    assert properties["oct.group.address"]["oct.property.street"] == text
+    assert properties["oct.group.address"]["oct.property.city"] == text
+    assert document.startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
+
+
+def test_characters_xml_cannot_carry_are_refused_without_showing_the_value(
+    initiative_data: InitiativeExportData,
+) -> None:
+    data = {**PART_A, "family_names": "Secret\x00Name"}
+    statement_id = uuid.uuid4()
+    with pytest.raises(ExportDataError) as refused:
+        _written("DE", initiative_data, [_record(PART_A), _record(data, statement_id)])
+    assert str(statement_id) in str(refused.value)
+    assert "Secret" not in str(refused.value)
+
+
+def test_no_signature_is_refused_before_anything_is_written(initiative_data: InitiativeExportData) -> None:
+    sink = io.BytesIO()
+    with pytest.raises(EmptyExportError):
+        export_xml_write(sink, country="DE", initiative_data=initiative_data, signatures=iter([]))
+    assert sink.getvalue() == b""
+
+
+def test_the_writer_streams_from_a_generator(initiative_data: InitiativeExportData) -> None:
+    def records() -> Iterator[SignatureRecord]:
+        for number in range(1000):
+            yield _record({**PART_A, "street_number": str(number + 1)})
+
+    sink = io.BytesIO()
+    assert export_xml_write(sink, country="DE", initiative_data=initiative_data, signatures=records()) == 1000
+    root = _valid(sink.getvalue())
+    numbers = [
+        _properties(signature)["oct.group.address"]["oct.property.street.number"]
+        for signature in root.iterfind("signatures/signature")
+    ]
+    assert numbers == [str(number) for number in range(1, 1001)]
+
+
+# -- annex revision and stored statements -------------------------------------------------------------------
+
+
+def test_the_form_revision_the_signing_view_stores_has_an_annex_revision() -> None:
+    from collection.views import FORM_REVISION
+
+    assert annex_revision(FORM_REVISION) == 1
+    with pytest.raises(ExportDataError, match="unknown form revision"):
+        annex_revision("2011/211-annex-iii")
+
+
+def test_a_record_from_a_stored_statement_uses_the_local_day() -> None:
+    statement = Statement(
+        id=uuid.uuid4(),
+        country="BE",
+        form_revision="2019/788-annex-iii",
+        # 23:30 UTC is already the next day in Brussels (summer time).
+        submitted_at=datetime.datetime(2024, 9, 30, 23, 30, tzinfo=datetime.UTC),
+    )
+    record = signature_record(statement, PART_B)
+    assert record == SignatureRecord(statement.id, datetime.date(2024, 10, 1), 1, PART_B)
+
+
+@pytest.mark.parametrize("revision", [0, -1])
+def test_an_annex_revision_below_one_is_refused(initiative_data: InitiativeExportData, revision: int) -> None:
+    record = SignatureRecord(uuid.uuid4(), SUBMITTED, revision, PART_A)
+    with pytest.raises(ExportDataError):
+        _written("DE", initiative_data, [record])
+
+
+# -- the schema is strict ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def valid_document(initiative_data: InitiativeExportData) -> etree._Element:
+    return _valid(_written("DE", initiative_data, [_record(PART_A), _record(PART_B)]))
+
+
+def _set(document: etree._Element, path: str, text: str) -> etree._Element:
+    changed = copy.deepcopy(document)
+    element = changed.find(path)
+    assert element is not None
+    element.text = text
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("forCountry", "GR"),
+        ("forCountry", "de"),
+        ("initiativeData/registrationNumber", "ECI(2024)7"),
+        ("initiativeData/startOfTheCollectionPeriod", "2024-06-01Z"),
+        ("initiativeData/endOfTheCollectionPeriod", "31.05.2025"),
+        ("initiativeData/urlOnCommissionRegister", "not a url"),
+        ("initiativeData/title", "   "),
+        ("signatures/signature/submissionDate", "2024-02-30"),
+        ("signatures/signature/signatureIdentifier", "not-a-uuid"),
+        ("signatures/signature/signatureIdentifier", str(uuid.uuid4()).upper()),
+        ("signatures/signature/annexRevision", "0"),
+        ("signatures/signature/signatoryInfo/groups/group/name", "oct.group.other"),
+        ("signatures/signature/signatoryInfo/groups/group/properties/property/key", "oct.property.email"),
+        ("signatures/signature/signatoryInfo/groups/group/properties/property/value", ""),
+    ],
+)
+def test_the_schema_refuses_bad_values(valid_document: etree._Element, path: str, text: str) -> None:
+    assert not export_schema().validate(_set(valid_document, path, text))
+
+
+def test_the_schema_needs_at_least_one_signature(valid_document: etree._Element) -> None:
+    signatures = valid_document.find("signatures")
+    assert signatures is not None
+    for signature in list(signatures):
+        signatures.remove(signature)
+    assert not export_schema().validate(valid_document)
+
+
+def test_the_schema_refuses_a_statement_twice(valid_document: etree._Element) -> None:
+    signatures = valid_document.find("signatures")
+    assert signatures is not None
+    signatures.append(copy.deepcopy(signatures[0]))
+    assert not export_schema().validate(valid_document)
+
+
+def test_the_schema_refuses_a_key_twice_in_a_group(valid_document: etree._Element) -> None:
+    properties = valid_document.find("signatures/signature/signatoryInfo/groups/group/properties")
+    assert properties is not None
+    properties.append(copy.deepcopy(properties[0]))
+    assert not export_schema().validate(valid_document)
+
+
+def test_the_schema_refuses_a_group_twice(valid_document: etree._Element) -> None:
+    groups = valid_document.find("signatures/signature/signatoryInfo/groups")
+    assert groups is not None
+    groups.append(copy.deepcopy(groups[0]))
+    assert not export_schema().validate(valid_document)
+
+
+def test_the_schema_refuses_a_namespace(valid_document: etree._Element) -> None:
+    document = etree.tostring(valid_document).replace(b"<supportForm>", b'<supportForm xmlns="urn:x">', 1)
+    assert not export_schema().validate(etree.fromstring(document))
+
+
+# The keys export_format.md lists, copied here by hand as an independent check of the schema.
+KEYS_OF_THE_FORMAT = {
+    "oct.property.full.first.names",
+    "oct.property.family.names",
+    "oct.property.date.of.birth",
+    "oct.property.street",
+    "oct.property.street.number",
+    "oct.property.postal.code",
+    "oct.property.city",
+    "oct.property.country",
+    "oct.property.passport",
+    "oct.property.id.card",
+    "oct.property.personal.number",
+    "oct.property.personal.id",
+    "oct.property.national.id.number",
+    "oct.property.citizens.card",
+    "oct.property.residence.permit",
+}
+
+
+def test_the_schema_and_the_writer_know_exactly_the_keys_of_the_format() -> None:
+    schema = etree.parse(str(SCHEMA_PATH))
+    namespace = {"xs": "http://www.w3.org/2001/XMLSchema"}
+    keys = set(
+        schema.xpath("//xs:simpleType[@name='propertyKey']//xs:enumeration/@value", namespaces=namespace)
+    )
+    assert keys == KEYS_OF_THE_FORMAT
+    assert set(DOCUMENT_PROPERTIES.values()) <= keys
+
+
+# -- memory --------------------------------------------------------------------------------------------------
+
+
+class _DigestSink:
+    """Keeps nothing but a digest and a count, like the signing stream that follows the writer."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return len(data)
+
+
+def _resident_bytes() -> int | None:
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"VmRSS:\s+(\d+) kB", status)
+    return int(match.group(1)) * 1024 if match else None
+
+
+def test_memory_stays_flat_for_200000_statements(initiative_data: InitiativeExportData) -> None:
+    count = 200_000
+
+    def records() -> Iterator[SignatureRecord]:
+        for number in range(count):
+            data = PART_A if number % 3 else PART_B
+            yield SignatureRecord(uuid.UUID(int=number), SUBMITTED, 1, data)
+
+    sink = _DigestSink()
+    resident_before = _resident_bytes()
+    tracemalloc.start()
+    try:
+        written = export_xml_write(sink, country="DE", initiative_data=initiative_data, signatures=records())
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    resident_after = _resident_bytes()
+    assert written == count
+    assert sink.size > 100 * 1024 * 1024  # the document is far larger than what memory may hold
+    assert peak < 20 * 1024 * 1024, f"peak {peak} bytes"
+    # libxml2's own allocations are not traced: a document kept in memory would show in the RSS.
+    if resident_before is not None and resident_after is not None:
+        assert resident_after - resident_before < 40 * 1024 * 1024
