@@ -15,6 +15,7 @@ from tenants.selectors import initiative_by_slug
 from tenants.services import (
     SYSTEM_ACTOR,
     OnboardingRequest,
+    initiative_details_save,
     initiative_onboard,
     initiative_register_texts_update,
 )
@@ -65,7 +66,7 @@ def demo_initiative_ensure() -> Initiative:
         actor=SYSTEM_ACTOR,
         provision="now",
     )
-    return initiative_register_texts_update(
+    initiative = initiative_register_texts_update(
         initiative,
         actor=SYSTEM_ACTOR,
         title={
@@ -85,3 +86,10 @@ def demo_initiative_ensure() -> Initiative:
         },
         register_url="https://citizens-initiative.europa.eu/",
     )
+    # As on the Commission's register; the export files name them (export_format.md).
+    initiative.contact_persons = [
+        {"name": "Demo Representative", "email": "representative@demo.example"},
+        {"name": "Demo Substitute", "email": "substitute@demo.example"},
+    ]
+    initiative.website_url = "https://demo.example/"
+    return initiative_details_save(initiative, actor=SYSTEM_ACTOR, fields=["contact_persons", "website_url"])

@@ -172,7 +172,7 @@ def export_xml_write(
     a statement that cannot be written raises mid-stream, and the caller discards the partial output
     (the storage writers publish an object only on success)."""
     code = export_country_code(country)
-    _check_initiative_data(initiative_data)
+    initiative_export_data_check(initiative_data)
     try:
         initiative = _initiative_element(initiative_data)
     except ValueError:
@@ -201,7 +201,8 @@ def export_xml_write(
     return written
 
 
-def _check_initiative_data(data: InitiativeExportData) -> None:
+def initiative_export_data_check(data: InitiativeExportData) -> None:
+    """Raise ExportDataError (saying what is missing) unless the initiative's data can make a valid file."""
     if not REGISTRATION_NUMBER.fullmatch(data.registration_number):
         raise ExportDataError("the registration number is not of the form ECI(YYYY)NNNNNN")
     if data.end < data.start:

@@ -228,3 +228,32 @@ class ReencryptionJob(models.Model):
 
     def __str__(self) -> str:
         return f"re-encryption {self.pk} of initiative {self.initiative_id} ({self.state})"
+
+
+class CompetentAuthority(models.Model):
+    """A Member State's competent authority (REQ-25): the X.509 certificate its exports are encrypted to.
+    A certificate is used only once its fingerprint has been confirmed: typed in again by someone who
+    got it from the authority through another channel. A new certificate starts unconfirmed."""
+
+    country = models.CharField(
+        max_length=2, unique=True, help_text="EU code of the Member State (EL for Greece)."
+    )
+    name = models.CharField(max_length=200, blank=True)
+    certificate_pem = models.TextField()
+    fingerprint_sha256 = models.CharField(
+        max_length=95,
+        help_text="SHA-256 of the DER certificate, as `openssl x509 -fingerprint -sha256` prints it.",
+    )
+    subject = models.CharField(max_length=500)
+    not_before = models.DateTimeField()
+    not_after = models.DateTimeField()
+    registered_by = models.CharField(max_length=150)
+    registered_at = models.DateTimeField()
+    confirmed_by = models.CharField(max_length=150, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "competent authorities"
+
+    def __str__(self) -> str:
+        return f"competent authority of {self.country}"

@@ -42,3 +42,10 @@ def initiatives_awaiting_provisioning(*, older_than: datetime.timedelta) -> Quer
 
 def initiative_by_slug(slug: str) -> Initiative | None:
     return Initiative.objects.filter(slug=slug).first()
+
+
+def initiatives_with_schema() -> QuerySet[Initiative]:
+    """Initiatives whose schema exists and holds data: provisioned and not destroyed."""
+    return Initiative.objects.exclude(
+        state__in=[InitiativeState.PROVISIONING, InitiativeState.DESTROYED]
+    ).order_by("pk")

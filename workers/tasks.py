@@ -7,11 +7,13 @@ import datetime
 from typing import Any
 
 from collection.services import counts_refresh
+from exports.selectors import export_jobs_to_resume
+from exports.services import export_run
 from tenants.db import connection
 from tenants.keyring.rotation import data_key_promote, reencryption_run
 from tenants.keyring.selectors import data_keys_due_for_promotion, reencryption_jobs_to_resume
 from tenants.models import Initiative, InitiativeState
-from tenants.selectors import initiatives_awaiting_provisioning
+from tenants.selectors import initiatives_awaiting_provisioning, initiatives_with_schema
 from tenants.services import SYSTEM_ACTOR, initiative_provision, initiatives_follow_calendar
 from workers.base import platform_task
 
@@ -91,3 +93,26 @@ def reconcile_keys() -> dict[str, list[int]]:
     for job_id in resent:
         reencrypt.delay(job_id)
     return {"promoted": promoted, "resent": resent}
+
+
+@platform_task("exports.run")
+def run_export(job_id: int) -> dict[str, Any]:
+    """Run one export job of the current initiative. A second delivery finds the lease taken (or the job
+    ended) and does nothing."""
+    return dataclasses.asdict(export_run(job_id))
+
+
+@platform_task("exports.reconcile")
+def reconcile_exports() -> dict[str, list[int]]:
+    """The database is the source of truth: re-send, in each initiative's schema, the export jobs whose
+    lease expired (a killed worker) or that were never picked up (a lost message)."""
+    resent: dict[str, list[int]] = {}
+    for initiative in initiatives_with_schema():
+        with initiative:
+            job_ids = list(export_jobs_to_resume().values_list("pk", flat=True))
+            for job_id in job_ids:
+                run_export.delay(job_id)
+        if job_ids:
+            resent[initiative.slug] = job_ids
+    connection.set_schema_to_public()
+    return resent

@@ -31,4 +31,5 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-keys": {"task": "keys.reconcile", "schedule": 30.0},
     "follow-calendar": {"task": "maintenance.follow_calendar", "schedule": 3600.0},
     "refresh-all-counts": {"task": "default.refresh_all_counts", "schedule": 60.0},
+    "reconcile-exports": {"task": "exports.reconcile", "schedule": 30.0},
 }

@@ -1,0 +1,89 @@
+"""Development only (`make dev`, DEBUG): the platform's export-signing identity and demonstration
+authority certificates, generated once in the data folder so that exports work out of the box. Real
+deployments mount their signing key as a secret and register the authorities' own certificates."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+
+from collection.member_states import member_states
+from exports.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
+
+DEMO_ACTOR = "make-dev"
+
+
+@contextlib.contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    # Web and worker processes may start together: one of them generates, the others wait and read.
+    with open(folder / ".generate.lock", "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+
+
+def _pair_ensure(key_path: Path, certificate_path: Path, common_name: str) -> None:
+    key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with _exclusive(key_path.parent):
+        if key_path.exists() and certificate_path.exists():
+            return
+        private_key_pem, certificate_pem = self_signed_certificate_create(common_name)
+        _write_secret(key_path, private_key_pem)
+        certificate_path.write_bytes(certificate_pem)
+
+
+def signing_identity_files_ensure() -> None:
+    """The development export-signing key and certificate at the paths the settings name."""
+    _pair_ensure(
+        Path(settings.EXPORT_SIGNING_KEY_FILE),
+        Path(settings.EXPORT_SIGNING_CERTIFICATE_FILE),
+        "ECI platform export signing (development)",
+    )
+
+
+def demo_authorities_folder() -> Path:
+    from eci_platform.embedded import data_dir
+
+    return data_dir() / "authorities"
+
+
+def demo_authorities_ensure() -> list[str]:
+    """A demonstration authority per Member State: its private key stays in the development data folder
+    (to decrypt exports as the authority would), its certificate is registered and confirmed. Returns the
+    countries registered now."""
+    from tenants.authorities import authority_confirm, authority_register
+    from tenants.models import CompetentAuthority
+
+    folder = demo_authorities_folder()
+    registered = {authority.country: authority for authority in CompetentAuthority.objects.all()}
+    done = []
+    for code in member_states():
+        key_path, certificate_path = folder / f"{code}.key", folder / f"{code}.crt"
+        _pair_ensure(key_path, certificate_path, f"Demonstration competent authority {code}")
+        certificate_pem = certificate_path.read_bytes()
+        fingerprint = certificate_fingerprint(certificate_load(certificate_pem))
+        current = registered.get(code)
+        if current and current.fingerprint_sha256 == fingerprint and current.confirmed_at:
+            continue
+        authority_register(
+            country=code,
+            certificate_pem=certificate_pem,
+            name=f"Demonstration authority {code}",
+            actor=DEMO_ACTOR,
+        )
+        authority_confirm(country=code, fingerprint=fingerprint, actor=DEMO_ACTOR)
+        done.append(code)
+    return done

@@ -1,0 +1,413 @@
+"""Writes of the exports app, in the current initiative's schema: requesting exports and running them.
+
+A job runs under a lease: the worker that claims it writes the country's statements, read in one snapshot
+through a server-side cursor, opened, written as the XML of export_format.md, signed with the platform's key
+and encrypted to the authority's certificate, straight into the export storage. Nothing decrypted touches
+a disk. A re-run (lease expired, second delivery) writes the same object key, so a job has one file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+
+import psycopg
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from lxml import etree
+
+from collection.member_states import member_states
+from collection.models import Statement
+from collection.sealed import personal_data_decode
+from exports.certificates import (
+    CertificateError,
+    SigningIdentity,
+    certificate_fingerprint,
+    signing_identity_from_files,
+)
+from exports.cms import ExportFileWriter
+from exports.models import UNFINISHED_EXPORT_STATES, ExportBatch, ExportJob, ExportJobState
+from exports.storage import export_object_key, export_storage
+from exports.xml_writer import (
+    ANNEX_REVISIONS,
+    SCHEMA_PATH,
+    SCHEMA_VERSION,
+    ExportDataError,
+    SignatureRecord,
+    export_xml_write,
+    initiative_export_data,
+    initiative_export_data_check,
+)
+from tenants.authorities import authorities_for_export, authority_certificate
+from tenants.db import connection
+from tenants.guard import PublicSchemaTenantTableError
+from tenants.keyring.keys import data_key
+from tenants.keyring.sealing import SealedRecordError, open_with, sealed_version
+from tenants.models import Initiative, KeyPurpose
+from tenants.services import audit_record
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = "eci-export-manifest"
+MANIFEST_VERSION = 1
+FILE_SUFFIX = ".xml.p7m"
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+class ExportRefusedError(Exception):
+    """An export that cannot be made now; the message says which country and why."""
+
+
+class _LeaseLostError(Exception):
+    """Another worker took the job over (this one was too slow to renew): stop, write nothing more."""
+
+
+@dataclass(frozen=True)
+class ExportOutcome:
+    job_id: int
+    state: str
+    records_written: int
+    ran: bool  # False when another worker holds the job or it had already ended
+
+
+def _current_initiative() -> Initiative:
+    initiative = connection.tenant
+    if not isinstance(initiative, Initiative):
+        raise PublicSchemaTenantTableError("Exports are requested and run with an initiative active.")
+    return initiative
+
+
+# Requesting ---------------------------------------------------------------------------------------------
+
+
+def export_request(*, country: str, actor: str) -> list[ExportJob]:
+    """Request the export of one Member State (`country` its code) or of every one with statements
+    (`country` "all": a batch of one job per country). Refused as a whole, with one message per
+    country, when any of them has no usable authority certificate. The jobs are sent to the workers once
+    the rows are committed."""
+    initiative = _current_initiative()
+    code = country.strip().upper()
+    if code == "ALL":
+        countries = sorted(Statement.objects.order_by().values_list("country", flat=True).distinct())
+        if not countries:
+            raise ExportRefusedError("There are no statements to export yet.")
+    elif code in member_states():
+        countries = [code]
+    else:
+        raise ExportRefusedError(f"{country!r} is not a Member State's code (use EL for Greece) or 'all'.")
+    _usable, problems = authorities_for_export(countries)
+    if problems:
+        raise ExportRefusedError(" ".join(problems))
+    try:
+        initiative_export_data_check(initiative_export_data(initiative))
+    except ExportDataError as error:
+        raise ExportRefusedError(f"The initiative's register data is incomplete: {error}.") from None
+    with transaction.atomic():
+        batch = (
+            ExportBatch.objects.create(
+                requested_by=actor, jobs_total=len(countries), remaining=len(countries)
+            )
+            if code == "ALL"
+            else None
+        )
+        jobs = [ExportJob.objects.create(batch=batch, country=each, requested_by=actor) for each in countries]
+        audit_record(
+            actor=actor,
+            action="export.requested",
+            initiative=initiative,
+            countries=countries,
+            jobs=[job.pk for job in jobs],
+            batch=batch.pk if batch else None,
+        )
+        transaction.on_commit(lambda: _jobs_send([job.pk for job in jobs]))
+    return jobs
+
+
+def _jobs_send(job_ids: list[int]) -> None:
+    from workers.tasks import run_export  # the tasks import these services
+
+    for job_id in job_ids:
+        run_export.delay(job_id)
+
+
+# Running ------------------------------------------------------------------------------------------------
+
+
+def _lease_until() -> datetime.datetime:
+    return timezone.now() + datetime.timedelta(seconds=settings.EXPORT_LEASE_SECONDS)
+
+
+def _claim(job_id: int, owner: str) -> bool:
+    """Take the job if nobody holds it: a second delivery of the same message finds it taken (or ended)."""
+    now = timezone.now()
+    claimed = (
+        ExportJob.objects.filter(pk=job_id, state__in=UNFINISHED_EXPORT_STATES)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(
+            state=ExportJobState.RUNNING,
+            lease_owner=owner,
+            lease_until=_lease_until(),
+            attempts=F("attempts") + 1,
+            started_at=now,
+            records_written=0,
+            error="",
+        )
+    )
+    return claimed == 1
+
+
+def _renew(job_id: int, owner: str, **progress: object) -> None:
+    if not ExportJob.objects.filter(pk=job_id, lease_owner=owner).update(
+        lease_until=_lease_until(), **progress
+    ):
+        raise _LeaseLostError
+
+
+@cache
+def _signing_identity(key_file: str, certificate_file: str) -> SigningIdentity:
+    return signing_identity_from_files(key_file, certificate_file)
+
+
+def platform_signing_identity() -> SigningIdentity:
+    """The platform's export-signing key and certificate (generated once in development)."""
+    if settings.DEBUG:
+        from exports.development import signing_identity_files_ensure
+
+        signing_identity_files_ensure()
+    try:
+        return _signing_identity(settings.EXPORT_SIGNING_KEY_FILE, settings.EXPORT_SIGNING_CERTIFICATE_FILE)
+    except (OSError, CertificateError) as error:
+        # A configuration fault: say which setting, never the key's content.
+        reason = error.strerror if isinstance(error, OSError) else str(error)
+        raise ExportRefusedError(
+            "The platform's export-signing key or certificate (EXPORT_SIGNING_KEY_FILE, "
+            f"EXPORT_SIGNING_CERTIFICATE_FILE) cannot be used: {reason}."
+        ) from None
+
+
+def export_run(job_id: int, *, owner: str | None = None) -> ExportOutcome:
+    """Run a job if it is free to run. Safe to call any number of times: only the lease holder works,
+    an ended job is left alone."""
+    owner = owner or uuid.uuid4().hex
+    initiative = _current_initiative()
+    job = ExportJob.objects.get(pk=job_id)
+    if job.state not in UNFINISHED_EXPORT_STATES:
+        return ExportOutcome(job.pk, job.state, job.records_written, ran=False)
+    if job.attempts >= settings.EXPORT_MAX_ATTEMPTS and job.lease_until and job.lease_until < timezone.now():
+        _finish(job, owner=None, state=ExportJobState.FAILED, error=f"Gave up after {job.attempts} attempts.")
+        return ExportOutcome(job.pk, ExportJobState.FAILED, job.records_written, ran=False)
+    if not _claim(job.pk, owner):
+        return ExportOutcome(job.pk, job.state, job.records_written, ran=False)
+    job.refresh_from_db()
+    try:
+        return _export_write(initiative, job, owner)
+    except _LeaseLostError:
+        logger.warning("export job %s: lease lost to another worker, stopped", job.pk)
+        return ExportOutcome(job.pk, ExportJobState.RUNNING, 0, ran=False)
+    except (ExportRefusedError, ExportDataError, SealedRecordError) as error:
+        # The data or the registry will not change by retrying: say so on the job.
+        _finish(job, owner=owner, state=ExportJobState.FAILED, error=str(error))
+        return ExportOutcome(job.pk, ExportJobState.FAILED, 0, ran=True)
+    except Exception:
+        # Possibly transient (database, storage): let the lease lapse at once so the reconciler re-sends
+        # the job, up to EXPORT_MAX_ATTEMPTS; the error's class only, its text may quote data.
+        ExportJob.objects.filter(pk=job.pk, lease_owner=owner).update(lease_until=timezone.now())
+        logger.exception("export job %s failed on attempt %s", job.pk, job.attempts)
+        raise
+
+
+def _export_write(initiative: Initiative, job: ExportJob, owner: str) -> ExportOutcome:
+    usable, problems = authorities_for_export([job.country])
+    if problems:
+        raise ExportRefusedError(" ".join(problems))
+    authority = usable[job.country]
+    recipient = authority_certificate(authority)
+    identity = platform_signing_identity()
+    storage = export_storage()
+    object_key = export_object_key(initiative.schema_name, job.country, job.pk, FILE_SUFFIX)
+    manifest_key = export_object_key(initiative.schema_name, job.country, job.pk, MANIFEST_SUFFIX)
+    initiative_data = initiative_export_data(initiative)
+
+    with _statements_snapshot(job.country) as (expected, records):
+        _renew(job.pk, owner, records_expected=expected)
+        progress = _Progress(job.pk, owner)
+        with storage.open_writer(object_key) as output:
+            with ExportFileWriter(output, identity, recipient) as encrypted:
+                written = export_xml_write(
+                    encrypted,
+                    country=job.country,
+                    initiative_data=initiative_data,
+                    signatures=progress.counted(records),
+                )
+            summary = encrypted.close()
+            # Only the lease holder may let the object appear (the writer renames or completes on exit).
+            _renew(job.pk, owner, records_written=written)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "format_version": MANIFEST_VERSION,
+        "xml_schema": SCHEMA_PATH.name,
+        "xml_schema_version": SCHEMA_VERSION,
+        "initiative": {"registration_number": initiative.registration_number, "slug": initiative.slug},
+        "country": job.country,
+        "job": job.pk,
+        "records": written,
+        "file": {
+            "name": f"{job.country}{FILE_SUFFIX}",
+            "bytes": summary.file_bytes,
+            "sha256": summary.file_sha256,
+        },
+        "content": {"bytes": summary.content_bytes, "sha256": summary.content_sha256},
+        "authority_certificate_sha256": summary.recipient_fingerprint,
+        "platform_certificate_sha256": summary.signer_fingerprint,
+        "signed_at": summary.signing_time.isoformat(),
+        "created_at": timezone.now().isoformat(),
+    }
+    storage.put_bytes(manifest_key, json.dumps(manifest, indent=2).encode())
+    ended = _finish(
+        job,
+        owner=owner,
+        state=ExportJobState.DONE,
+        records_written=written,
+        object_key=object_key,
+        manifest_key=manifest_key,
+        size_bytes=summary.file_bytes,
+        sha256=summary.file_sha256,
+        authority_fingerprint=summary.recipient_fingerprint,
+        platform_fingerprint=certificate_fingerprint(identity.certificate),
+    )
+    if not ended:
+        raise _LeaseLostError
+    return ExportOutcome(job.pk, ExportJobState.DONE, written, ran=True)
+
+
+class _Progress:
+    """Renews the lease and records progress every EXPORT_PROGRESS_RECORDS records."""
+
+    def __init__(self, job_id: int, owner: str) -> None:
+        self.job_id = job_id
+        self.owner = owner
+
+    def counted(self, records: Iterator[SignatureRecord]) -> Iterator[SignatureRecord]:
+        every = max(settings.EXPORT_PROGRESS_RECORDS, 1)
+        for number, record in enumerate(records, start=1):
+            yield record
+            if number % every == 0:
+                _renew(self.job_id, self.owner, records_written=number)
+
+
+def _finish(job: ExportJob, *, owner: str | None, state: str, error: str = "", **values: object) -> bool:
+    """End a job (only its lease holder may, unless `owner` is None) and count it off its batch, once."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = ExportJob.objects.filter(pk=job.pk, state__in=UNFINISHED_EXPORT_STATES)
+        if owner is not None:
+            rows = rows.filter(lease_owner=owner)
+        ended = rows.update(
+            state=state, error=error[:300], finished_at=now, lease_until=None, lease_owner="", **values
+        )
+        if not ended:
+            return False
+        if job.batch_id is not None:
+            ExportBatch.objects.filter(pk=job.batch_id, remaining__gt=0).update(remaining=F("remaining") - 1)
+            ExportBatch.objects.filter(pk=job.batch_id, remaining=0, finished_at__isnull=True).update(
+                finished_at=now
+            )
+        audit_record(
+            actor="system",
+            action=f"export.{state}",
+            initiative=connection.tenant if isinstance(connection.tenant, Initiative) else None,
+            job=job.pk,
+            country=job.country,
+            records=values.get("records_written", 0),
+            error=error[:300],
+        )
+    return True
+
+
+# Reading the statements ---------------------------------------------------------------------------------
+
+
+class _Snapshot:
+    """The country's statements, opened, from one consistent snapshot on a connection of its own: the
+    server-side cursor needs an open transaction, and the lease and progress updates on Django's
+    connection must commit while it streams."""
+
+    def __init__(self, country: str) -> None:
+        self.country = country
+        self.initiative_id = _current_initiative().pk
+        self.schema = connection.schema_name
+        self.stream: psycopg.Connection | None = None
+
+    def __enter__(self) -> tuple[int, Iterator[SignatureRecord]]:
+        parameters = connection.get_connection_params()
+        parameters.pop("cursor_factory", None)
+        parameters.pop("context", None)
+        self.stream = psycopg.connect(**parameters, autocommit=False)
+        self.stream.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        self.stream.execute("SELECT set_config('search_path', %s, true)", [f'"{self.schema}"'])
+        table = Statement._meta.db_table
+        row = self.stream.execute(
+            f"SELECT count(*) FROM {table} WHERE country = %s",  # noqa: S608  (our table, bound values)
+            [self.country],
+        ).fetchone()
+        expected = int(row[0]) if row else 0
+        return expected, self._records()
+
+    def _records(self) -> Iterator[SignatureRecord]:
+        assert self.stream is not None
+        revisions = ANNEX_REVISIONS
+        initiative_id = self.initiative_id
+        country = self.country
+        keys: dict[int, object] = {}
+        table = Statement._meta.db_table
+        with self.stream.cursor(name=f"export_{uuid.uuid4().hex}") as cursor:
+            cursor.itersize = settings.EXPORT_FETCH_RECORDS
+            cursor.execute(
+                # The submission day is the platform's local day, computed by PostgreSQL for speed.
+                f"SELECT id, (submitted_at AT TIME ZONE %s)::date, form_revision, sealed_personal_data "  # noqa: S608
+                f"FROM {table} WHERE country = %s ORDER BY submitted_at, id",
+                [settings.TIME_ZONE, country],
+            )
+            for record_id, submitted_on, form_revision, sealed in cursor:
+                sealed = bytes(sealed)
+                version = sealed_version(sealed)
+                key = keys.get(version)
+                if key is None:
+                    key = keys[version] = data_key(initiative_id, KeyPurpose.PERSONAL_DATA, version)
+                revision = revisions.get(form_revision)
+                if revision is None:
+                    raise ExportDataError(f"statement {record_id}: unknown form revision {form_revision!r}")
+                yield SignatureRecord(
+                    record_id,
+                    submitted_on,
+                    revision,
+                    personal_data_decode(open_with(key, record_id, country, sealed)),  # type: ignore[arg-type]
+                )
+
+    def __exit__(self, *_: object) -> None:
+        if self.stream is not None:
+            self.stream.rollback()
+            self.stream.close()
+
+
+def _statements_snapshot(country: str) -> _Snapshot:
+    return _Snapshot(country)
+
+
+def export_validate_xml(xml: bytes) -> None:
+    """Raise ExportDataError unless `xml` is valid against the project's XSD (for tests and verify)."""
+    from exports.xml_writer import export_schema
+
+    document = etree.fromstring(xml)
+    schema = export_schema()
+    if not schema.validate(document):
+        raise ExportDataError(
+            f"The XML is not valid against {SCHEMA_PATH.name}: {schema.error_log.last_error}"
+        )

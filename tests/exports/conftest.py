@@ -1,0 +1,155 @@
+"""Fixtures of the export tests: the platform's signing identity and the export storage in this run's own
+folders, one demonstration authority key registered for every Member State, and committed initiatives
+with statements (the export streams from a connection of its own, which sees committed rows only)."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+from pytest_django.plugin import DjangoDbBlocker
+
+from collection.forms import StatementForm
+from collection.member_states import member_states
+from collection.services import statement_record
+from collection.views import FORM_REVISION
+from exports.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
+from tenants.authorities import authority_confirm, authority_register
+from tenants.db import connection
+from tenants.models import CompetentAuthority, Initiative
+from tenants.services import initiative_details_save, initiative_onboard, initiative_register_texts_update
+from tests.collection.test_signing import valid_form
+from tests.conftest import onboarding_request
+from tests.processes import committed_initiative_remove
+
+
+@dataclass(frozen=True)
+class AuthorityKeys:
+    private_key_pem: bytes
+    certificate_pem: bytes
+    key_path: Path
+    certificate_path: Path
+
+
+@pytest.fixture(scope="session")
+def export_folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The export storage and the platform's signing key of this run (generated once)."""
+    folder = tmp_path_factory.mktemp("exports")
+    previous = (
+        settings.EXPORT_STORAGE_URL,
+        settings.EXPORT_SIGNING_KEY_FILE,
+        settings.EXPORT_SIGNING_CERTIFICATE_FILE,
+    )
+    settings.EXPORT_STORAGE_URL = str(folder / "storage")
+    settings.EXPORT_SIGNING_KEY_FILE = str(folder / "platform.key")
+    settings.EXPORT_SIGNING_CERTIFICATE_FILE = str(folder / "platform.crt")
+    private_key_pem, certificate_pem = self_signed_certificate_create("Test platform export signing")
+    (folder / "platform.key").write_bytes(private_key_pem)
+    (folder / "platform.crt").write_bytes(certificate_pem)
+    yield folder
+    (
+        settings.EXPORT_STORAGE_URL,
+        settings.EXPORT_SIGNING_KEY_FILE,
+        settings.EXPORT_SIGNING_CERTIFICATE_FILE,
+    ) = previous
+
+
+@pytest.fixture(scope="session")
+def authority_keys(
+    export_folders: Path, django_db_setup: None, django_db_blocker: DjangoDbBlocker
+) -> Iterator[AuthorityKeys]:
+    """One authority key pair, registered and confirmed for every Member State (committed)."""
+    private_key_pem, certificate_pem = self_signed_certificate_create("Test competent authority")
+    key_path, certificate_path = export_folders / "authority.key", export_folders / "authority.crt"
+    key_path.write_bytes(private_key_pem)
+    certificate_path.write_bytes(certificate_pem)
+    fingerprint = certificate_fingerprint(certificate_load(certificate_pem))
+    with django_db_blocker.unblock():
+        for code in member_states():
+            authority_register(country=code, certificate_pem=certificate_pem, actor="test-setup")
+            authority_confirm(country=code, fingerprint=fingerprint, actor="test-setup")
+    yield AuthorityKeys(private_key_pem, certificate_pem, key_path, certificate_path)
+    with django_db_blocker.unblock():
+        CompetentAuthority.objects.all().delete()
+
+
+def personal_data_of(country: str, number: int) -> dict[str, str]:
+    """A valid statement's personal data, a different person for each `number`."""
+    data = valid_form(country)
+    data["family_names"] = f"{data['family_names']} {number}"
+    if "document_number" in data:
+        # A free-format document where the country accepts one; else its one valid national number.
+        for document in member_states()[country].accepted_documents:
+            attempt = {**data, "document_type": document, "document_number": f"X{number:07d}"}
+            if _form(country, attempt).is_valid():
+                data = attempt
+                break
+        else:
+            assert number == 0, f"{country} accepts only a checked national number: one statement"
+    form = _form(country, data)
+    assert form.is_valid(), form.errors
+    return form.personal_data()
+
+
+def _form(country: str, data: dict[str, str]) -> StatementForm:
+    return StatementForm(data, member_state=member_states()[country], signing_day=timezone.localdate())
+
+
+@dataclass
+class ExportingInitiative:
+    initiative: Initiative
+    statements: dict[str, list[tuple[uuid.UUID, dict[str, str]]]]  # country -> (id, personal data)
+
+
+def committed_initiative_with_statements(per_country: dict[str, int]) -> ExportingInitiative:
+    serial = uuid.uuid4().int % 90000 + 100000
+    initiative = initiative_onboard(
+        onboarding_request(f"exp{uuid.uuid4().hex[:8]}", serial, collection_start=timezone.localdate()),
+        actor="test-setup",
+        provision="now",
+    )
+    initiative = initiative_register_texts_update(
+        initiative,
+        actor="test-setup",
+        title={"en": "Exports for everyone", "de": "Exporte für alle"},
+        subject={"en": "Subject"},
+        objectives={"en": "Objectives with <markup> & ]]> in them"},
+        register_url="https://citizens-initiative.europa.eu/initiatives/details/2026/000001",
+    )
+    initiative.contact_persons = [{"name": "Zoë Ørsted", "email": "zoe@example.org"}]
+    initiative = initiative_details_save(initiative, actor="test-setup", fields=["contact_persons"])
+    statements: dict[str, list[tuple[uuid.UUID, dict[str, str]]]] = {}
+    with initiative:
+        for country, count in per_country.items():
+            for number in range(count):
+                data = personal_data_of(country, number)
+                statement = statement_record(country=country, personal_data=data, form_revision=FORM_REVISION)
+                statements.setdefault(country, []).append((statement.pk, data))
+    connection.set_schema_to_public()
+    return ExportingInitiative(initiative, statements)
+
+
+@pytest.fixture
+def exporting_factory(authority_keys: AuthorityKeys, django_db_blocker: DjangoDbBlocker) -> Iterator[object]:
+    made: list[Initiative] = []
+
+    def make(per_country: dict[str, int]) -> ExportingInitiative:
+        with django_db_blocker.unblock():
+            created = committed_initiative_with_statements(per_country)
+        made.append(created.initiative)
+        return created
+
+    with django_db_blocker.unblock():
+        yield make
+        for initiative in made:
+            committed_initiative_remove(initiative)
+
+
+def local_date(moment: datetime.datetime) -> datetime.date:
+    return timezone.localdate(moment)

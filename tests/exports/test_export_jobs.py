@@ -1,0 +1,202 @@
+"""Export jobs end to end: requested, run under a lease, written signed and encrypted to the storage, and
+read back with the authority's key: valid against the XSD, exactly the country's statements."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+from collections.abc import Callable
+
+import pytest
+from lxml import etree
+
+from collection.member_states import member_states
+from exports.certificates import certificate_load, private_key_load
+from exports.cms import ExportFileError, export_file_read
+from exports.models import ExportBatch, ExportJob, ExportJobState
+from exports.services import ExportRefusedError, export_request, export_run, platform_signing_identity
+from exports.storage import export_storage
+from exports.xml_writer import export_schema
+from tenants.models import AuditEvent, CompetentAuthority
+from tests.exports.conftest import AuthorityKeys, ExportingInitiative
+
+Factory = Callable[[dict[str, int]], ExportingInitiative]
+
+
+def export_opened(job: ExportJob, keys: AuthorityKeys) -> tuple[etree._Element, dict[str, object]]:
+    """Decrypt and verify an export as the authority would; the XML tree and the manifest."""
+    storage = export_storage()
+    xml = io.BytesIO()
+    verified = export_file_read(
+        io.BytesIO(storage.read(job.object_key)),
+        xml,
+        recipient_key=private_key_load(keys.private_key_pem),
+        expected_signer=platform_signing_identity().certificate,
+    )
+    manifest = json.loads(storage.read(job.manifest_key))
+    assert verified.content_sha256 == manifest["content"]["sha256"]
+    return etree.fromstring(xml.getvalue()), manifest
+
+
+def properties_of(signature: etree._Element) -> dict[str, str]:
+    return {str(prop.findtext("key")): str(prop.findtext("value")) for prop in signature.iter("property")}
+
+
+PART_A = sorted(code for code, state in member_states().items() if state.is_part_a)
+PART_B = sorted(code for code, state in member_states().items() if not state.is_part_a)
+
+
+@pytest.mark.parametrize("country", ["DE", "FR", "AT", "IT"])
+def test_an_export_holds_exactly_the_countrys_statements_and_validates(
+    exporting_factory: Factory, authority_keys: AuthorityKeys, country: str
+) -> None:
+    others = "IE"
+    exporting = exporting_factory({country: 3, others: 2})
+    with exporting.initiative:
+        (job,) = export_request(country=country, actor="organiser@example.org")
+        outcome = export_run(job.pk)
+        job.refresh_from_db()
+    assert outcome.ran and job.state == ExportJobState.DONE, job.error
+    tree, manifest = export_opened(job, authority_keys)
+    assert export_schema().validate(tree), export_schema().error_log
+    assert tree.findtext("forCountry") == country
+    expected = {str(statement_id): data for statement_id, data in exporting.statements[country]}
+    signatures = {sig.findtext("signatureIdentifier"): sig for sig in tree.iter("signature")}
+    assert set(signatures) == set(expected)
+    for statement_id, data in expected.items():
+        written = properties_of(signatures[statement_id])
+        assert written["oct.property.full.first.names"] == data["first_names"]
+        assert written["oct.property.family.names"] == data["family_names"]
+        if member_states()[country].is_part_a:
+            assert written["oct.property.date.of.birth"] == data["date_of_birth"]
+            assert written["oct.property.postal.code"] == data["postal_code"]
+        else:
+            assert written[f"oct.property.{data['document_type']}"] == data["document_number"]
+    assert manifest["records"] == job.records_written == job.records_expected == 3
+    assert manifest["file"]["sha256"] == job.sha256  # type: ignore[index]
+
+
+def test_all_countries_is_a_batch_of_one_job_per_country_with_statements(
+    exporting_factory: Factory, authority_keys: AuthorityKeys
+) -> None:
+    exporting = exporting_factory({"DE": 2, "MT": 1, "SE": 1})
+    with exporting.initiative:
+        jobs = export_request(country="all", actor="organiser@example.org")
+        assert sorted(job.country for job in jobs) == ["DE", "MT", "SE"]
+        batch = ExportBatch.objects.get()
+        assert (batch.jobs_total, batch.remaining) == (3, 3)
+        for job in jobs:
+            export_run(job.pk)
+        batch.refresh_from_db()
+        assert batch.remaining == 0 and batch.finished_at is not None
+        for job in ExportJob.objects.all():
+            tree, _manifest = export_opened(job, authority_keys)
+            assert tree.findtext("forCountry") == job.country
+            assert len(list(tree.iter("signature"))) == len(exporting.statements[job.country])
+
+
+def test_a_second_run_of_a_finished_job_does_nothing(exporting_factory: Factory) -> None:
+    exporting = exporting_factory({"DE": 1})
+    with exporting.initiative:
+        (job,) = export_request(country="DE", actor="organiser@example.org")
+        first = export_run(job.pk)
+        job.refresh_from_db()
+        before = (job.sha256, job.finished_at)
+        second = export_run(job.pk)
+        job.refresh_from_db()
+    assert first.ran and not second.ran
+    assert (job.sha256, job.finished_at) == before
+
+
+def test_a_job_held_by_another_worker_is_left_alone(exporting_factory: Factory) -> None:
+    from django.utils import timezone
+
+    exporting = exporting_factory({"DE": 1})
+    with exporting.initiative:
+        (job,) = export_request(country="DE", actor="organiser@example.org")
+        ExportJob.objects.filter(pk=job.pk).update(
+            state=ExportJobState.RUNNING,
+            lease_owner="other",
+            lease_until=timezone.now() + datetime.timedelta(seconds=60),
+        )
+        outcome = export_run(job.pk)
+        job.refresh_from_db()
+    assert not outcome.ran and job.lease_owner == "other" and not job.object_key
+
+
+def test_a_wrong_authority_key_cannot_decrypt(
+    exporting_factory: Factory, authority_keys: AuthorityKeys
+) -> None:
+    from exports.certificates import self_signed_certificate_create
+
+    exporting = exporting_factory({"DE": 1})
+    with exporting.initiative:
+        (job,) = export_request(country="DE", actor="organiser@example.org")
+        export_run(job.pk)
+        job.refresh_from_db()
+    other_key, _certificate = self_signed_certificate_create("Someone else")
+    with pytest.raises(ExportFileError, match="not encrypted for this key"):
+        export_file_read(
+            io.BytesIO(export_storage().read(job.object_key)),
+            io.BytesIO(),
+            recipient_key=private_key_load(other_key),
+            expected_signer=platform_signing_identity().certificate,
+        )
+    assert certificate_load(authority_keys.certificate_pem)  # the right one is still registered
+
+
+REFUSAL_WORDS = {"missing": "no competent", "unconfirmed": "not confirmed", "expired": "expired"}
+
+
+@pytest.mark.parametrize("problem", sorted(REFUSAL_WORDS))
+def test_an_export_to_a_country_without_a_usable_certificate_is_refused_saying_which(
+    exporting_factory: Factory, django_db_blocker: object, problem: str
+) -> None:
+    from django.utils import timezone
+
+    exporting = exporting_factory({"DE": 1, "FR": 1})
+    authority = CompetentAuthority.objects.get(country="FR")
+    saved = (authority.confirmed_at, authority.not_after)
+    try:
+        if problem == "missing":
+            CompetentAuthority.objects.filter(country="FR").update(country="XX")
+        elif problem == "unconfirmed":
+            CompetentAuthority.objects.filter(country="FR").update(confirmed_at=None)
+        else:
+            CompetentAuthority.objects.filter(country="FR").update(not_after=timezone.now())
+        with exporting.initiative:
+            with pytest.raises(
+                ExportRefusedError,
+                match=f"FR: .*{REFUSAL_WORDS[problem]}",
+            ):
+                export_request(country="all", actor="organiser@example.org")
+            assert not ExportJob.objects.exists() and not ExportBatch.objects.exists()
+            (job,) = export_request(country="DE", actor="organiser@example.org")
+            assert job.country == "DE"
+    finally:
+        CompetentAuthority.objects.filter(country__in=["FR", "XX"]).update(
+            country="FR", confirmed_at=saved[0], not_after=saved[1]
+        )
+
+
+@pytest.mark.parametrize("country", ["", "XX", "GR", "../etc", "all; DROP"])
+def test_a_request_for_an_unknown_country_is_refused(exporting_factory: Factory, country: str) -> None:
+    exporting = exporting_factory({"DE": 1})
+    with exporting.initiative:
+        with pytest.raises(ExportRefusedError):
+            export_request(country=country, actor="organiser@example.org")
+        assert not ExportJob.objects.exists()
+
+
+def test_requests_and_results_are_in_the_audit_log(exporting_factory: Factory) -> None:
+    exporting = exporting_factory({"DE": 1})
+    with exporting.initiative:
+        (job,) = export_request(country="DE", actor="organiser@example.org")
+        export_run(job.pk)
+    actions = list(
+        AuditEvent.objects.filter(initiative=exporting.initiative, action__startswith="export.").values_list(
+            "action", flat=True
+        )
+    )
+    assert sorted(actions) == ["export.done", "export.requested"]
