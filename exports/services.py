@@ -197,7 +197,9 @@ def export_run(job_id: int, *, owner: str | None = None) -> ExportOutcome:
     an ended job is left alone."""
     owner = owner or uuid.uuid4().hex
     initiative = _current_initiative()
-    job = ExportJob.objects.get(pk=job_id)
+    job = ExportJob.objects.filter(pk=job_id).first()
+    if job is None:  # not this initiative's job (or removed): nothing to do here
+        return ExportOutcome(job_id, "missing", 0, ran=False)
     if job.state not in UNFINISHED_EXPORT_STATES:
         return ExportOutcome(job.pk, job.state, job.records_written, ran=False)
     if job.attempts >= settings.EXPORT_MAX_ATTEMPTS and job.lease_until and job.lease_until < timezone.now():
@@ -270,6 +272,8 @@ def _export_write(initiative: Initiative, job: ExportJob, owner: str) -> ExportO
         "created_at": timezone.now().isoformat(),
     }
     storage.put_bytes(manifest_key, json.dumps(manifest, indent=2).encode())
+    # What earlier holders of this job left half-written (a killed worker) goes: one job, one file.
+    storage.leftovers_discard(object_key)
     ended = _finish(
         job,
         owner=owner,

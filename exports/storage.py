@@ -10,6 +10,7 @@ the same key replaces the object.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import re
 import tempfile
@@ -116,6 +117,11 @@ class ExportStorage(ABC):
     def download_url(self, key: str, expires_seconds: int) -> str | None:
         """A short-lived link to the object, or None where the web application serves it itself."""
 
+    @abstractmethod
+    def leftovers_discard(self, key: str) -> int:
+        """Removes what writers of `key` that died mid-way left behind (a partial file, an unfinished
+        multipart upload); returns how many. Call it only when no other writer of the key can be alive."""
+
     def put_bytes(self, key: str, data: bytes) -> None:
         with self.open_writer(key) as sink:
             sink.write(data)
@@ -184,6 +190,15 @@ class LocalExportStorage(ExportStorage):
     def download_url(self, key: str, expires_seconds: int) -> str | None:
         self.path(key)  # the key is still checked: a caller must not learn to rely on bad keys
         return None
+
+    def leftovers_discard(self, key: str) -> int:
+        target = self.path(key)
+        if not target.parent.is_dir():
+            return 0
+        leftovers = list(target.parent.glob(f".{glob.escape(target.name)}.*{PARTIAL_SUFFIX}"))
+        for leftover in leftovers:
+            leftover.unlink(missing_ok=True)
+        return len(leftovers)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -256,6 +271,14 @@ class S3ExportStorage(ExportStorage):
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.object_name(key))
+
+    def leftovers_discard(self, key: str) -> int:
+        name = self.object_name(key)
+        listing = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=name)
+        uploads = [upload for upload in listing.get("Uploads", []) if upload["Key"] == name]
+        for upload in uploads:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload["UploadId"])
+        return len(uploads)
 
     def download_url(self, key: str, expires_seconds: int) -> str | None:
         if not 0 < expires_seconds <= PRESIGNED_MAXIMUM_SECONDS:

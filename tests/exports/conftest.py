@@ -153,3 +153,10 @@ def exporting_factory(authority_keys: AuthorityKeys, django_db_blocker: DjangoDb
 
 def local_date(moment: datetime.datetime) -> datetime.date:
     return timezone.localdate(moment)
+
+
+@pytest.fixture
+def committed_db(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Iterator[None]:
+    """Database access without a test transaction: what the test writes is committed (clean it up)."""
+    with django_db_blocker.unblock():
+        yield
