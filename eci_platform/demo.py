@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from eci_platform.embedded import data_dir
-from tenants.models import Initiative
+from tenants.models import Initiative, OrganiserMembership
 from tenants.selectors import initiative_by_slug
 from tenants.services import (
     SYSTEM_ACTOR,
@@ -22,6 +22,7 @@ from tenants.services import (
 
 DEMO_SLUG = "demo"
 OPERATOR_USERNAME = "operator"
+ORGANISER_USERNAME = "organiser"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,24 @@ def operator_account_ensure() -> DemoCredentials:
         user.set_password(password)
         user.save(update_fields=["password"])
     return DemoCredentials(OPERATOR_USERNAME, password)
+
+
+def organiser_account_ensure(initiative: Initiative) -> DemoCredentials:
+    """An organiser of the demo initiative (for its /manage/ pages); password generated once."""
+    password_file = data_dir() / "organiser-password"
+    if not password_file.exists():
+        password_file.write_text(secrets.token_urlsafe(12))
+        password_file.chmod(0o600)
+    password = password_file.read_text().strip()
+    user_model = get_user_model()
+    user = user_model.objects.filter(username=ORGANISER_USERNAME).first()
+    if user is None:
+        user = user_model.objects.create_user(ORGANISER_USERNAME, "organiser@demo.example", password)
+    elif not user.check_password(password):
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    OrganiserMembership.objects.get_or_create(user=user, initiative=initiative)
+    return DemoCredentials(ORGANISER_USERNAME, password)
 
 
 def demo_initiative_ensure() -> Initiative:
@@ -93,3 +112,76 @@ def demo_initiative_ensure() -> Initiative:
     ]
     initiative.website_url = "https://demo.example/"
     return initiative_details_save(initiative, actor=SYSTEM_ACTOR, fields=["contact_persons", "website_url"])
+
+
+DEMO_SIGNATORIES = [
+    (
+        "DE",
+        {
+            "first_names": "Erika",
+            "family_names": "Mustermann",
+            "street": "Heidestraße",
+            "street_number": "17",
+            "postal_code": "51147",
+            "city": "Köln",
+            "country_of_residence": "DE",
+            "date_of_birth": "1964-08-12",
+        },
+    ),
+    (
+        "FR",
+        {
+            "first_names": "Marie Claire",
+            "family_names": "Dupont",
+            "street": "Rue de Rivoli",
+            "street_number": "1",
+            "postal_code": "75001",
+            "city": "Paris",
+            "country_of_residence": "FR",
+            "date_of_birth": "1990-02-28",
+        },
+    ),
+    (
+        "AT",
+        {
+            "first_names": "Johann",
+            "family_names": "Gruber",
+            "document_type": "passport",
+            "document_number": "P1234567",
+        },
+    ),
+    (
+        "IT",
+        {
+            "first_names": "Giulia",
+            "family_names": "Rossi",
+            "document_type": "passport",
+            "document_number": "YA1234567",
+        },
+    ),
+]
+
+
+def demo_statements_ensure(initiative: Initiative) -> int:
+    """A few statements of invented people, so that counts and exports have something to show. Recorded
+    once (only while the initiative has none)."""
+    from collection.forms import StatementForm
+    from collection.member_states import member_states
+    from collection.models import Statement
+    from collection.services import statement_record
+    from collection.views import FORM_REVISION
+
+    with initiative:
+        if Statement.objects.exists():
+            return 0
+        for country, answers in DEMO_SIGNATORIES:
+            # Through the form, as a citizen's answers would go: the demo stores nothing a form would refuse.
+            form = StatementForm(
+                {**answers, "declaration": "on"},
+                member_state=member_states()[country],
+                signing_day=timezone.localdate(),
+            )
+            if not form.is_valid():
+                raise ValueError(f"Demo statement of {country} is invalid: {form.errors.as_text()}")
+            statement_record(country=country, personal_data=form.personal_data(), form_revision=FORM_REVISION)
+    return len(DEMO_SIGNATORIES)

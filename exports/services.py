@@ -99,6 +99,8 @@ def export_request(*, country: str, actor: str) -> list[ExportJob]:
         if not countries:
             raise ExportRefusedError("There are no statements to export yet.")
     elif code in member_states():
+        if not Statement.objects.filter(country=code).exists():
+            raise ExportRefusedError(f"There are no statements of {code} to export.")
         countries = [code]
     else:
         raise ExportRefusedError(f"{country!r} is not a Member State's code (use EL for Greece) or 'all'.")

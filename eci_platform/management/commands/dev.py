@@ -20,7 +20,17 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from eci_platform import embedded
-from eci_platform.demo import demo_initiative_ensure, operator_account_ensure
+from eci_platform.demo import (
+    demo_initiative_ensure,
+    demo_statements_ensure,
+    operator_account_ensure,
+    organiser_account_ensure,
+)
+from exports.development import (
+    demo_authorities_ensure,
+    demo_authorities_folder,
+    signing_identity_files_ensure,
+)
 from tenants.services import platform_migrate
 from tenants.urls import initiative_site_url, platform_url
 
@@ -58,6 +68,11 @@ class Command(BaseCommand):
         platform_migrate()
         credentials = operator_account_ensure()
         demo = demo_initiative_ensure()
+        organiser = organiser_account_ensure(demo)
+        demo_statements_ensure(demo)
+        self.stdout.write("Preparing the export-signing key and the demonstration authorities (once)...")
+        signing_identity_files_ensure()
+        demo_authorities_ensure()
 
         data = embedded.data_dir()
         python = sys.executable
@@ -115,6 +130,10 @@ class Command(BaseCommand):
         self.stdout.write(f"  demo initiative:   {initiative_site_url(demo)}")
         self.stdout.write(f"  operator console:  {platform_url('/operator/')}")
         self.stdout.write(f"  operator login:    {credentials.username} / {credentials.password}")
+        self.stdout.write(f"  organiser pages:   {initiative_site_url(demo)}manage/exports/")
+        self.stdout.write(f"  organiser login:   {organiser.username} / {organiser.password}")
+        self.stdout.write(f"  exports folder:    {settings.EXPORT_STORAGE_URL}")
+        self.stdout.write(f"  authority keys:    {demo_authorities_folder()} (to decrypt the demo exports)")
         self.stdout.write(f"  data folder:       {data}")
         self.stdout.write("Press Ctrl-C to stop everything.\n")
 
