@@ -12,10 +12,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 
-from tenants.forms import OnboardingForm
+from tenants.authorities import AuthorityError, authority_confirm, authority_problem, authority_register
+from tenants.forms import AuthorityConfirmationForm, AuthorityRegistrationForm, OnboardingForm
 from tenants.models import (
     AuditEvent,
+    CompetentAuthority,
     DataKey,
     Initiative,
     InitiativeState,
@@ -230,6 +233,118 @@ class ReencryptionJobAdmin(ReadOnlyAdmin):
         "finished_at",
     )
     list_filter = ("state", "purpose")
+
+
+@admin.register(CompetentAuthority, site=operator_site)
+class CompetentAuthorityAdmin(ReadOnlyAdmin):
+    """The registry of the authorities' certificates: registered from a file, then confirmed by typing in
+    the fingerprint the authority gave through another channel (tenants/authorities.py)."""
+
+    list_display = (
+        "country",
+        "name",
+        "fingerprint_sha256",
+        "not_after",
+        "registered_by",
+        "confirmed_by",
+        "usable",
+    )
+    readonly_fields = [field.name for field in CompetentAuthority._meta.fields]
+    change_form_template = "operator/authority_change_form.html"
+
+    @admin.display(boolean=True, description="usable for exports")
+    def usable(self, authority: CompetentAuthority) -> bool:
+        return not authority_problem(authority, authority.country, at=timezone.now())
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("tenants.add_competentauthority"))
+
+    def get_urls(self) -> list[URLPattern]:
+        register = path(
+            "register/",
+            self.admin_site.admin_view(self.register_view),
+            name="tenants_competentauthority_register",
+        )
+        confirm = path(
+            "<int:pk>/confirm/",
+            self.admin_site.admin_view(self.confirm_view),
+            name="tenants_competentauthority_confirm",
+        )
+        return [register, confirm, *super().get_urls()]
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        return HttpResponseRedirect(reverse("operator:tenants_competentauthority_register"))
+
+    def _form_page(
+        self, request: HttpRequest, form: Any, title: str, submit: str, intro: str = ""
+    ) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "form": form,
+            "opts": self.model._meta,
+            "submit_label": submit,
+            "intro": intro,
+        }
+        status = 400 if request.method == "POST" else 200
+        return TemplateResponse(request, "operator/form.html", context, status=status)
+
+    def register_view(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.has_perm("tenants.add_competentauthority"):
+            return HttpResponse(status=403)
+        form = AuthorityRegistrationForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                authority = authority_register(
+                    country=form.cleaned_data["country"],
+                    certificate_pem=form.cleaned_data["certificate"],
+                    name=form.cleaned_data["name"],
+                    actor=request.user.get_username(),
+                )
+            except AuthorityError as error:
+                form.add_error("certificate", str(error))
+            else:
+                self.message_user(
+                    request,
+                    f"Registered the certificate of {authority.country} "
+                    f"(SHA-256 {authority.fingerprint_sha256}). Confirm it with the fingerprint the "
+                    "authority gives you through another channel.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("operator:tenants_competentauthority_change", args=[authority.pk])
+                )
+        return self._form_page(request, form, "Register a competent authority's certificate", "Register")
+
+    def confirm_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not request.user.has_perm("tenants.change_competentauthority"):
+            return HttpResponse(status=403)
+        authority = CompetentAuthority.objects.filter(pk=pk).first()
+        if authority is None:
+            return HttpResponse(status=404)
+        form = AuthorityConfirmationForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                authority_confirm(
+                    country=authority.country,
+                    fingerprint=form.cleaned_data["fingerprint"],
+                    actor=request.user.get_username(),
+                )
+            except AuthorityError as error:
+                form.add_error("fingerprint", str(error))
+            else:
+                self.message_user(
+                    request, f"Confirmed the certificate of {authority.country}.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(reverse("operator:tenants_competentauthority_changelist"))
+        intro = (
+            f"Certificate of {authority.country}: {authority.subject}, "
+            f"valid until {authority.not_after:%Y-%m-%d}. Type in the fingerprint the authority gave "
+            "you; do not copy it from this page."
+        )
+        return self._form_page(
+            request, form, f"Confirm the certificate of {authority.country}", "Confirm", intro
+        )
 
 
 # Operator accounts are managed in the same console.

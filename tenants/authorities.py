@@ -71,17 +71,24 @@ def authority_confirm(*, country: str, fingerprint: str, actor: str) -> Competen
         authority = CompetentAuthority.objects.select_for_update().filter(country=code).first()
         if authority is None:
             raise AuthorityError(f"No certificate is registered for {code}.")
-        if _normalised_fingerprint(fingerprint) != authority.fingerprint_sha256:
-            audit_record(actor=actor, action="authority.confirmation_refused", country=code)
-            raise AuthorityError(
-                f"The fingerprint does not match the certificate registered for {code} "
-                f"({authority.fingerprint_sha256})."
+        matches = _normalised_fingerprint(fingerprint) == authority.fingerprint_sha256
+        if matches:
+            authority.confirmed_by = actor
+            authority.confirmed_at = timezone.now()
+            authority.save(update_fields=["confirmed_by", "confirmed_at"])
+            audit_record(
+                actor=actor,
+                action="authority.confirmed",
+                country=code,
+                fingerprint=authority.fingerprint_sha256,
             )
-        authority.confirmed_by = actor
-        authority.confirmed_at = timezone.now()
-        authority.save(update_fields=["confirmed_by", "confirmed_at"])
-        audit_record(
-            actor=actor, action="authority.confirmed", country=code, fingerprint=authority.fingerprint_sha256
+    if not matches:
+        # Outside the transaction: the refusal itself is kept in the audit log.
+        audit_record(actor=actor, action="authority.confirmation_refused", country=code)
+        # The registered fingerprint is not repeated: confirming means comparing, not copying.
+        raise AuthorityError(
+            f"The fingerprint does not match the certificate registered for {code}: check it with the "
+            "authority, or register the certificate it really uses."
         )
     return authority
 

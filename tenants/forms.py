@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
+from collection.member_states import member_states
 from tenants.services import OnboardingRequest
 
 
@@ -28,3 +29,26 @@ class OnboardingForm(forms.Form):
             language=data["language"],
             organiser_email=data.get("organiser_email") or "",
         )
+
+
+class AuthorityRegistrationForm(forms.Form):
+    country = forms.ChoiceField(choices=[(code, code) for code in member_states()])
+    name = forms.CharField(max_length=200, required=False, help_text="The competent authority's name.")
+    certificate = forms.FileField(
+        help_text="The authority's X.509 certificate (PEM or DER), RSA of 3072 bits or more.",
+    )
+
+    def clean_certificate(self) -> bytes:
+        upload = self.cleaned_data["certificate"]
+        if upload.size > 64 * 1024:
+            raise forms.ValidationError("A certificate is a few kilobytes; this file is too large.")
+        data: bytes = upload.read()
+        return data
+
+
+class AuthorityConfirmationForm(forms.Form):
+    fingerprint = forms.CharField(
+        max_length=200,
+        help_text="The SHA-256 fingerprint the authority gave you through another channel (telephone, "
+        "signed letter); colons and case do not matter.",
+    )
