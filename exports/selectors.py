@@ -7,7 +7,8 @@ import datetime
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from exports.models import ExportBatch, ExportJob, ExportJobState
+from exports.models import UNFINISHED_EXPORT_STATES, ExportBatch, ExportJob, ExportJobState
+from tenants.models import OrganiserMembership
 
 # A queued job nobody claimed within this time lost its message (a broker outage, say).
 UNCLAIMED_GRACE = datetime.timedelta(minutes=2)
@@ -34,3 +35,24 @@ def export_job(job_id: int) -> ExportJob | None:
 
 def export_batch(batch_id: int) -> ExportBatch | None:
     return ExportBatch.objects.filter(pk=batch_id).first()
+
+
+def export_batches_recent(limit: int = 50) -> QuerySet[ExportBatch]:
+    """The initiative's "all countries" requests, newest first."""
+    return ExportBatch.objects.order_by("-requested_at", "-pk")[:limit]
+
+
+def export_jobs_unfinished_exist() -> bool:
+    """Whether a job is still queued or running (the organisers' page then reloads itself)."""
+    return ExportJob.objects.filter(state__in=UNFINISHED_EXPORT_STATES).exists()
+
+
+def export_job_done(job_id: int) -> ExportJob | None:
+    """A finished job of the current initiative whose file can be downloaded; None for any other id."""
+    return ExportJob.objects.filter(pk=job_id, state=ExportJobState.DONE).exclude(object_key="").first()
+
+
+def organiser_of(user_id: int, initiative_id: int) -> bool:
+    """Whether the user organises the initiative. Read on every organiser request, never remembered, so a
+    removed membership ends access at once. (Moves to the tenants app with the organisers' console.)"""
+    return OrganiserMembership.objects.filter(user_id=user_id, initiative_id=initiative_id).exists()

@@ -11,11 +11,14 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import queue
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 
+import orjson
 import psycopg
 from django.conf import settings
 from django.db import transaction
@@ -25,7 +28,6 @@ from lxml import etree
 
 from collection.member_states import member_states
 from collection.models import Statement
-from collection.sealed import personal_data_decode
 from exports.certificates import (
     CertificateError,
     SigningIdentity,
@@ -48,8 +50,8 @@ from exports.xml_writer import (
 from tenants.authorities import authorities_for_export, authority_certificate
 from tenants.db import connection
 from tenants.guard import PublicSchemaTenantTableError
-from tenants.keyring.keys import data_key
-from tenants.keyring.sealing import SealedRecordError, open_with, sealed_version
+from tenants.keyring.keys import UnwrappedKey, data_key
+from tenants.keyring.sealing import SealedRecordError, open_with, sealed_version, sealed_version_bytes
 from tenants.models import Initiative, KeyPurpose
 from tenants.services import audit_record
 
@@ -128,7 +130,9 @@ def export_request(*, country: str, actor: str) -> list[ExportJob]:
             jobs=[job.pk for job in jobs],
             batch=batch.pk if batch else None,
         )
-        transaction.on_commit(lambda: _jobs_send([job.pk for job in jobs]))
+        # robust: a broker outage must not turn saved jobs into an error page; the reconciler re-sends
+        # queued jobs nobody claimed.
+        transaction.on_commit(lambda: _jobs_send([job.pk for job in jobs]), robust=True)
     return jobs
 
 
@@ -340,6 +344,10 @@ def _finish(job: ExportJob, *, owner: str | None, state: str, error: str = "", *
 # Reading the statements ---------------------------------------------------------------------------------
 
 
+_VERSION_BYTES = sealed_version_bytes()
+_END_OF_ROWS = object()
+
+
 class _Snapshot:
     """The country's statements, opened, from one consistent snapshot on a connection of its own: the
     server-side cursor needs an open transaction, and the lease and progress updates on Django's
@@ -367,35 +375,72 @@ class _Snapshot:
         return expected, self._records()
 
     def _records(self) -> Iterator[SignatureRecord]:
-        assert self.stream is not None
         revisions = ANNEX_REVISIONS
         initiative_id = self.initiative_id
         country = self.country
-        keys: dict[int, object] = {}
-        table = Statement._meta.db_table
-        with self.stream.cursor(name=f"export_{uuid.uuid4().hex}") as cursor:
-            cursor.itersize = settings.EXPORT_FETCH_RECORDS
-            cursor.execute(
-                # The submission day is the platform's local day, computed by PostgreSQL for speed.
-                f"SELECT id, (submitted_at AT TIME ZONE %s)::date, form_revision, sealed_personal_data "  # noqa: S608
-                f"FROM {table} WHERE country = %s ORDER BY submitted_at, id",
-                [settings.TIME_ZONE, country],
-            )
-            for record_id, submitted_on, form_revision, sealed in cursor:
-                sealed = bytes(sealed)
-                version = sealed_version(sealed)
+        keys: dict[int, UnwrappedKey] = {}
+        decode = orjson.loads
+        for rows in self._batches():
+            for record_id, submitted_on, form_revision, sealed in rows:
+                # The version in the header picks the key; open_with checks the header in full.
+                version = int.from_bytes(sealed[_VERSION_BYTES], "big")
                 key = keys.get(version)
                 if key is None:
-                    key = keys[version] = data_key(initiative_id, KeyPurpose.PERSONAL_DATA, version)
+                    key = keys[version] = data_key(
+                        initiative_id, KeyPurpose.PERSONAL_DATA, sealed_version(sealed)
+                    )
                 revision = revisions.get(form_revision)
                 if revision is None:
                     raise ExportDataError(f"statement {record_id}: unknown form revision {form_revision!r}")
-                yield SignatureRecord(
-                    record_id,
-                    submitted_on,
-                    revision,
-                    personal_data_decode(open_with(key, record_id, country, sealed)),  # type: ignore[arg-type]
-                )
+                personal_data = decode(open_with(key, record_id, country, sealed))
+                yield SignatureRecord(record_id, submitted_on, revision, personal_data)
+
+    def _batches(self) -> Iterator[list[tuple[uuid.UUID, datetime.date, str, bytes]]]:
+        """Batches of rows from a thread of their own: PostgreSQL sends the next batch while this one is
+        written (the fetch waits on the network, without the GIL). At most two batches wait: memory stays
+        bounded whatever the number of statements."""
+        stream = self.stream
+        assert stream is not None
+        waiting: queue.Queue[object] = queue.Queue(maxsize=2)
+        stop = threading.Event()
+        table = Statement._meta.db_table
+        query = (
+            # The submission day is the platform's local day, computed by PostgreSQL.
+            f"SELECT id, (submitted_at AT TIME ZONE %s)::date, form_revision, sealed_personal_data "  # noqa: S608
+            f"FROM {table} WHERE country = %s ORDER BY submitted_at, id"
+        )
+
+        def put(item: object) -> None:
+            while not stop.is_set():
+                try:
+                    waiting.put(item, timeout=0.5)
+                    return
+                except queue.Full:
+                    continue
+
+        def fetch() -> None:
+            try:
+                with stream.cursor(name=f"export_{uuid.uuid4().hex}", binary=True) as cursor:
+                    cursor.execute(query, [settings.TIME_ZONE, self.country])
+                    while not stop.is_set() and (rows := cursor.fetchmany(settings.EXPORT_FETCH_RECORDS)):
+                        put(rows)
+                put(_END_OF_ROWS)
+            except BaseException as error:  # handed to the consumer, raised there
+                put(error)
+
+        fetcher = threading.Thread(target=fetch, name="export-fetch", daemon=True)
+        fetcher.start()
+        try:
+            while True:
+                item = waiting.get()
+                if item is _END_OF_ROWS:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item  # type: ignore[misc]
+        finally:
+            stop.set()
+            fetcher.join(timeout=30)
 
     def __exit__(self, *_: object) -> None:
         if self.stream is not None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from django.utils import timezone
 from lxml import etree
@@ -98,8 +98,10 @@ class InitiativeExportData:
     url: str  # the initiative's own website; "" when it has none (the element is then left out)
 
 
-@dataclass(frozen=True)
-class SignatureRecord:
+class SignatureRecord(NamedTuple):
+    """One statement to write. A named tuple: immutable like a frozen dataclass, and made a million times
+    per export at a fraction of its cost."""
+
     statement_id: uuid.UUID
     submitted_on: datetime.date
     annex_revision: int
@@ -185,18 +187,23 @@ def export_xml_write(
     chunked = _ChunkedSink(sink)
     written = 0
     shapes = _SignatureShapes()
-    with etree.xmlfile(chunked, encoding="UTF-8") as xf:
-        xf.write_declaration()
-        with xf.element("supportForm"):
-            xf.write("\n")
-            _write_leaf(xf, "forCountry", code)
-            xf.write(initiative)
-            with xf.element("signatures"):
-                xf.write("\n")
-                for record in itertools.chain((first,), records):
-                    xf.write(shapes.filled(record))
-                    written += 1
-            xf.write("\n")
+    # The frame is lxml's; each signature is a precompiled template filled with escaped values, which
+    # writes the same XML at a third of the cost of an element tree per statement (measured).
+    chunked.write(b"<?xml version='1.0' encoding='UTF-8'?>\n<supportForm>\n")
+    chunked.write(b"<forCountry>" + code.encode() + b"</forCountry>\n")
+    chunked.write(etree.tostring(initiative, encoding="UTF-8"))
+    chunked.write(b"<signatures>\n")
+    filled = shapes.filled
+    batch: list[bytes] = []
+    for record in itertools.chain((first,), records):
+        batch.append(filled(record))
+        if len(batch) == 256:  # one join and one write per 256 statements, not one each
+            chunked.write(b"".join(batch))
+            written += len(batch)
+            batch.clear()
+    chunked.write(b"".join(batch))
+    written += len(batch)
+    chunked.write(b"</signatures>\n</supportForm>")
     chunked.flush()
     return written
 
@@ -249,58 +256,103 @@ def _initiative_element(data: InitiativeExportData) -> etree._Element:
 Shape = tuple[tuple[str, ...], tuple[str, ...], str]
 
 
-class _SignatureTemplate:
-    """One signature element of a given shape, with handles on the elements that change per statement."""
+# What text content may hold as it is: XML 1.0 characters other than the three that need escaping (and
+# the carriage return, which a parser would otherwise turn into a line feed).
+_PLAIN_TEXT = re.compile("[\t\n\x20-\x25\x27-\x3b\x3d\x3f-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
+_XML_TEXT = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
 
-    __slots__ = ("element", "identifier", "revision", "submitted", "values")
+
+def _escaped(value: str) -> str:
+    if _PLAIN_TEXT.fullmatch(value):
+        return value
+    if not _XML_TEXT.fullmatch(value):
+        raise ValueError("not an XML character")
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+
+
+class _SignatureTemplate:
+    """The XML of one signature of a given shape, with a %s for each value that changes per statement."""
+
+    __slots__ = ("text",)
 
     def __init__(self, shape: Shape) -> None:
         general_keys, address_keys, id_key = shape
-        self.element = etree.Element("signature")
-        self.element.tail = "\n"
-        self.submitted = etree.SubElement(self.element, "submissionDate")
-        self.identifier = etree.SubElement(self.element, "signatureIdentifier")
-        self.revision = etree.SubElement(self.element, "annexRevision")
-        groups = etree.SubElement(etree.SubElement(self.element, "signatoryInfo"), "groups")
-        self.values: list[etree._Element] = []
+        groups = []
         for name, keys in (
             (GROUP_GENERAL, general_keys),
             (GROUP_ADDRESS, address_keys),
             (GROUP_ID, (id_key,) if id_key else ()),
         ):
-            if not keys:
-                continue
-            group = etree.SubElement(groups, "group")
-            etree.SubElement(group, "name").text = name
-            properties = etree.SubElement(group, "properties")
-            for key in keys:
-                prop = etree.SubElement(properties, "property")
-                etree.SubElement(prop, "key").text = key
-                self.values.append(etree.SubElement(prop, "value"))
+            if keys:
+                properties = "".join(
+                    f"<property><key>{key}</key><value>%s</value></property>" for key in keys
+                )
+                groups.append(f"<group><name>{name}</name><properties>{properties}</properties></group>")
+        self.text = (
+            "<signature><submissionDate>%s</submissionDate><signatureIdentifier>%s</signatureIdentifier>"
+            "<annexRevision>%s</annexRevision><signatoryInfo><groups>"
+            + "".join(groups)
+            + "</groups></signatoryInfo></signature>\n"
+        )
+
+
+_KEY_FIELDS = {key: field for field, key, _required in GENERAL_PROPERTIES + ADDRESS_PROPERTIES}
+# Values joined by NUL (which no valid value holds): plain text only, and no value empty or blank.
+_PLAIN_VALUES = re.compile("[\x00\t\n\x20-\x25\x27-\x3b\x3d\x3f-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
+_BLANK_VALUE = re.compile("\x00[\t\n\r ]*\x00")
 
 
 class _SignatureShapes:
+    """Fills the template of each statement's shape. A statement whose fields (and document type) were
+    seen before, all present, takes a fast path: the checks of `_properties` hold for it already, and
+    its values only need to be plain, non-blank text."""
+
     def __init__(self) -> None:
-        self._templates: dict[Shape, _SignatureTemplate] = {}
+        self._templates: dict[Shape, str] = {}
+        self._plans: dict[tuple[tuple[str, ...], str | None], tuple[str, tuple[str, ...]]] = {}
         self._revisions: dict[int, str] = {}
 
-    def filled(self, record: SignatureRecord) -> etree._Element:
+    def filled(self, record: SignatureRecord) -> bytes:
+        data = record.personal_data
+        plan = self._plans.get((tuple(data), data.get("document_type")))
+        if plan is not None:
+            template, fields = plan
+            values = [data[field] for field in fields]
+            joined = "\x00".join(values)
+            plain = _PLAIN_VALUES.fullmatch(joined) and joined.count("\x00") == len(values) - 1
+            if plain and _BLANK_VALUE.search(f"\x00{joined}\x00") is None:
+                head = (
+                    record.submitted_on.isoformat(),
+                    str(record.statement_id),
+                    self._revision_text(record),
+                )
+                return (template % (*head, *values)).encode()
+        return self._filled_checked(record)
+
+    def _filled_checked(self, record: SignatureRecord) -> bytes:
         shape, values = _properties(record)
         template = self._templates.get(shape)
         if template is None:
-            template = self._templates[shape] = _SignatureTemplate(shape)
+            template = self._templates[shape] = _SignatureTemplate(shape).text
+        general_keys, address_keys, id_key = shape
+        fields = tuple(_KEY_FIELDS[key] for key in general_keys + address_keys) + (
+            ("document_number",) if id_key else ()
+        )
+        data = record.personal_data
+        if len(fields) == len(data) - (1 if id_key else 0):  # every field present: the shape is the plan
+            self._plans[(tuple(data), data.get("document_type"))] = (template, fields)
         try:
-            # Every value element of the shape is set below: nothing of the previous statement remains.
-            for element, value in zip(template.values, values, strict=True):
-                element.text = value
-        except ValueError:
+            text = template % (
+                record.submitted_on.isoformat(),
+                str(record.statement_id),
+                self._revision_text(record),
+                *map(_escaped, values),
+            )
+            return text.encode()
+        except (ValueError, UnicodeEncodeError):
             raise ExportDataError(
                 f"statement {record.statement_id}: a value holds characters XML cannot carry"
             ) from None
-        template.submitted.text = record.submitted_on.isoformat()
-        template.identifier.text = str(record.statement_id)
-        template.revision.text = self._revision_text(record)
-        return template.element
 
     def _revision_text(self, record: SignatureRecord) -> str:
         text = self._revisions.get(record.annex_revision)

@@ -25,11 +25,14 @@ if DEBUG:
     if not (EXPORT_SIGNING_KEY_FILE or EXPORT_SIGNING_CERTIFICATE_FILE):
         EXPORT_SIGNING_KEY_FILE = str(data_dir() / "keys" / "export-signing.key")
         EXPORT_SIGNING_CERTIFICATE_FILE = str(data_dir() / "keys" / "export-signing.crt")
-elif not (EXPORT_STORAGE_URL and EXPORT_SIGNING_KEY_FILE and EXPORT_SIGNING_CERTIFICATE_FILE):
-    raise ImproperlyConfigured(
-        "The environment variables EXPORT_STORAGE_URL, EXPORT_SIGNING_KEY_FILE and "
-        "EXPORT_SIGNING_CERTIFICATE_FILE are required."
-    )
+else:
+    for _name, _value in (
+        ("EXPORT_STORAGE_URL", EXPORT_STORAGE_URL),
+        ("EXPORT_SIGNING_KEY_FILE", EXPORT_SIGNING_KEY_FILE),
+        ("EXPORT_SIGNING_CERTIFICATE_FILE", EXPORT_SIGNING_CERTIFICATE_FILE),
+    ):
+        if not _value:
+            raise ImproperlyConfigured(f"The environment variable {_name} is required.")
 
 # A worker holds a job for this long and renews the lease as it goes; the reconciler re-sends a job whose
 # lease expired (a killed worker). Progress is written every EXPORT_PROGRESS_RECORDS records.

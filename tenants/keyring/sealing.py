@@ -54,6 +54,11 @@ def sealed_version(blob: bytes) -> int:
     return int(version)
 
 
+def sealed_version_bytes() -> slice:
+    """Where a blob's header holds its key version (big-endian), for readers that pick keys in bulk."""
+    return slice(len(MAGIC), _HEADER.size)
+
+
 def open_with(key: UnwrappedKey, record_id: uuid.UUID, country: str, blob: bytes) -> bytes:
     if sealed_version(blob) != key.version:
         raise SealedRecordError("The sealed record names another key version.")

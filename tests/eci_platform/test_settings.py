@@ -48,11 +48,24 @@ FULL = {
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "KEY_PROVIDER": "aws-kms",
+    "EXPORT_STORAGE_URL": "s3://eci-exports/platform",
+    "EXPORT_SIGNING_KEY_FILE": "/run/secrets/export-signing.key",
+    "EXPORT_SIGNING_CERTIFICATE_FILE": "/run/secrets/export-signing.crt",
 }
 
 
 @pytest.mark.parametrize(
-    "missing", ["SECRET_KEY", "PLATFORM_DOMAIN", "DATABASE_URL", "REDIS_URL", "KEY_PROVIDER"]
+    "missing",
+    [
+        "SECRET_KEY",
+        "PLATFORM_DOMAIN",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "KEY_PROVIDER",
+        "EXPORT_STORAGE_URL",
+        "EXPORT_SIGNING_KEY_FILE",
+        "EXPORT_SIGNING_CERTIFICATE_FILE",
+    ],
 )
 def test_a_missing_required_variable_stops_start_up_and_is_named(missing: str) -> None:
     env = {key: value for key, value in FULL.items() if key != missing}
