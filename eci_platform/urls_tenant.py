@@ -1,6 +1,6 @@
 """URLs on an initiative's site `<slug>.<PLATFORM_DOMAIN>`."""
 
-from django.urls import path
+from django.urls import include, path
 
 from collection import views
 
@@ -11,4 +11,6 @@ urlpatterns = [
     path("receipt/<uuid:statement_id>/", views.receipt, name="receipt"),
     path("api/counts.json", views.counts_api, name="counts-api"),
     path("altcha/challenge.json", views.altcha_challenge, name="altcha-challenge"),
+    # Organisers: sign-in and exports (the fuller console comes later).
+    path("manage/", include("exports.urls")),
 ]

@@ -1,0 +1,28 @@
+"""The organisers' export pages, included under /manage/ on an initiative's site."""
+
+from django.urls import path
+from django.views.generic import RedirectView
+
+from exports import views
+from exports.downloads import DownloadKind
+
+urlpatterns = [
+    # The organisers' console will own /manage/ itself; until then it leads to the exports.
+    path("", RedirectView.as_view(pattern_name="manage-exports", permanent=False)),
+    path("login/", views.OrganiserLoginView.as_view(), name="manage-login"),
+    path("logout/", views.OrganiserLogoutView.as_view(), name="manage-logout"),
+    path("exports/", views.exports_page, name="manage-exports"),
+    path("exports/<int:job_id>/link/", views.export_link_create, name="manage-export-link"),
+    path(
+        "exports/<int:job_id>/download/<str:token>/",
+        views.export_download,
+        {"kind": DownloadKind.FILE.value},
+        name="manage-export-download",
+    ),
+    path(
+        "exports/<int:job_id>/manifest/<str:token>/",
+        views.export_download,
+        {"kind": DownloadKind.MANIFEST.value},
+        name="manage-export-manifest",
+    ),
+]

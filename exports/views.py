@@ -1,0 +1,209 @@
+"""The organisers' export pages on an initiative's site, under /manage/: sign in and out, request exports,
+follow the jobs, download finished files through short-lived links. Thin: parse, call one service or
+selector, render. Every page but sign-in and sign-out is behind `organiser_required`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.views import LoginView, LogoutView
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from collection.forms import nationality_choices
+from exports.access import (
+    LOGIN_WINDOW_SECONDS,
+    current_initiative,
+    login_blocked,
+    login_failure_count,
+    manage_context,
+    manage_language_activate,
+    organiser_required,
+    session_bind,
+)
+from exports.downloads import (
+    DownloadKind,
+    ExportDownloadUnavailableError,
+    export_download_authorize,
+    export_download_link_create,
+    export_download_open,
+)
+from exports.forms import ALL_COUNTRIES, DownloadLinkForm, ExportRequestForm, OrganiserAuthenticationForm
+from exports.models import ExportJob
+from exports.selectors import (
+    export_batches_recent,
+    export_job_done,
+    export_jobs_recent,
+    export_jobs_unfinished_exist,
+)
+from exports.services import ExportRefusedError, export_request
+
+# While a job is queued or running the page reloads itself this often (no script: CSP forbids inline).
+REFRESH_SECONDS = 5
+
+
+def _see_other(location: str) -> HttpResponseRedirect:
+    response = HttpResponseRedirect(location)
+    response.status_code = 303  # the next request is a GET, never a repeated POST
+    return response
+
+
+def _actor(request: HttpRequest) -> str:
+    return request.user.get_username()
+
+
+def _user_id(request: HttpRequest) -> int:
+    # Behind organiser_required: a signed-in user.
+    return int(request.user.pk)  # type: ignore[arg-type]
+
+
+class OrganiserLoginView(LoginView):
+    """GET /manage/login/, POST to sign in. Counts failures; over the limit answers 429 without trying
+    the password."""
+
+    template_name = "manage/login.html"
+    authentication_form = OrganiserAuthenticationForm
+
+    def get_default_redirect_url(self) -> str:
+        return reverse("manage-exports")
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        manage_language_activate()
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), **manage_context(self.request)}
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if login_blocked(request, request.POST.get("username", "")):
+            response = self.render_to_response(self.get_context_data(form=self.get_form(), blocked=True))
+            response.status_code = 429
+            response["Retry-After"] = str(LOGIN_WINDOW_SECONDS)
+            return response
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form: OrganiserAuthenticationForm) -> HttpResponse:  # type: ignore[override]
+        response = super().form_valid(form)
+        session_bind(self.request)
+        return response
+
+    def form_invalid(self, form: OrganiserAuthenticationForm) -> HttpResponse:  # type: ignore[override]
+        login_failure_count(self.request, self.request.POST.get("username", ""))
+        response = super().form_invalid(form)
+        response.status_code = 400
+        return response
+
+
+class OrganiserLogoutView(LogoutView):
+    """POST /manage/logout/: ends the session, back to the sign-in page."""
+
+    def get_default_redirect_url(self) -> str:
+        return reverse("manage-login")
+
+
+def _exports_page(
+    request: HttpRequest, form: ExportRequestForm, *, refusal: str = "", status: int = 200
+) -> HttpResponse:
+    names = dict(nationality_choices("en"))
+    context = manage_context(
+        request,
+        form=form,
+        refusal=refusal,
+        rows=[(job, names.get(job.country, job.country)) for job in export_jobs_recent()],
+        batches=export_batches_recent(),
+        refresh_seconds=REFRESH_SECONDS if export_jobs_unfinished_exist() else None,
+    )
+    return render(request, "manage/exports.html", context, status=status)
+
+
+def _requested_message(country: str, jobs: list[ExportJob]) -> str:
+    listed = ", ".join(f"job {job.pk} ({job.country})" for job in jobs)
+    if country == ALL_COUNTRIES:
+        batch = jobs[0].batch_id if jobs else None
+        return f"Export of all countries with statements requested as batch {batch}: {listed}."
+    return f"Export requested: {listed}."
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+@organiser_required
+def exports_page(request: HttpRequest) -> HttpResponse:
+    """GET /manage/exports/: the request form, the jobs and the batches. POST requests an export: 303
+    back with a message naming the jobs, or 400 with the reason next to the form (nothing is created)."""
+    if request.method != "POST":
+        return _exports_page(request, ExportRequestForm())
+    form = ExportRequestForm(request.POST)
+    if not form.is_valid():
+        return _exports_page(request, form, status=400)
+    country = form.cleaned_data["country"]
+    try:
+        jobs = export_request(country=country, actor=_actor(request))
+    except ExportRefusedError as error:
+        return _exports_page(request, form, refusal=str(error), status=400)
+    messages.success(request, _requested_message(country, jobs))
+    return _see_other(reverse("manage-exports"))
+
+
+def _not_found(request: HttpRequest, job_id: int) -> HttpResponse:
+    return render(request, "manage/export_not_found.html", manage_context(request, job_id=job_id), status=404)
+
+
+@never_cache
+@require_POST
+@organiser_required
+def export_link_create(request: HttpRequest, job_id: int) -> HttpResponse:
+    """POST /manage/exports/<job>/link/ (kind=file|manifest): a new short-lived link, followed at once
+    (303), so the browser downloads without another click."""
+    form = DownloadLinkForm(request.POST)
+    if not form.is_valid():
+        return HttpResponse(form.errors["kind"][0], status=400, content_type="text/plain; charset=utf-8")
+    job = export_job_done(job_id)
+    if job is None:
+        return _not_found(request, job_id)
+    link = export_download_link_create(
+        initiative=current_initiative(request),
+        job=job,
+        user_id=_user_id(request),
+        actor=_actor(request),
+        kind=DownloadKind(form.cleaned_data["kind"]),
+    )
+    return _see_other(link)
+
+
+@never_cache
+@require_GET
+@organiser_required
+def export_download(request: HttpRequest, job_id: int, token: str, kind: str) -> HttpResponseBase:
+    """GET /manage/exports/<job>/download/<token>/ (or manifest/<token>/): the file, streamed from the
+    local storage or by a 303 to the storage's own short-lived URL (S3)."""
+    initiative = current_initiative(request)
+    download_kind = DownloadKind(kind)
+    if not export_download_authorize(
+        token=token, initiative=initiative, job_id=job_id, user_id=_user_id(request), kind=download_kind
+    ):
+        return render(request, "manage/link_expired.html", manage_context(request), status=403)
+    job = export_job_done(job_id)
+    if job is None:
+        return _not_found(request, job_id)
+    try:
+        download = export_download_open(
+            initiative=initiative, job=job, actor=_actor(request), kind=download_kind
+        )
+    except ExportDownloadUnavailableError:
+        return _not_found(request, job_id)
+    if download.url is not None:
+        return _see_other(download.url)
+    assert download.path is not None
+    response = FileResponse(
+        download.path.open("rb"),
+        as_attachment=True,
+        filename=download.filename,
+        content_type=download.content_type,
+    )
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,598 @@
+"""The organisers' export pages under /manage/ on an initiative's site: sign-in limited to the initiative's
+organisers, requesting exports, following the jobs, and short-lived download links. Against committed
+initiatives with statements (real tenants with domains), the real session table and Redis; jobs run
+inline with export_run (no Celery worker listens in tests)."""
+
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import re
+import time
+import types
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.contrib.sessions.models import Session
+from django.core import signing
+from django.test import Client, override_settings
+
+from exports import access
+from exports.downloads import DownloadKind, export_download_token
+from exports.models import ExportBatch, ExportJob, ExportJobState
+from exports.selectors import UNCLAIMED_GRACE, export_jobs_to_resume
+from exports.services import export_run
+from exports.storage import LocalExportStorage, S3ExportStorage, export_storage
+from tenants.models import AuditEvent, CompetentAuthority, Initiative, OrganiserMembership
+from tests.conftest import client_for, host_of
+from tests.exports.conftest import ExportingInitiative
+
+Factory = Callable[[dict[str, int]], ExportingInitiative]
+MakeUser = Callable[..., User]
+
+PASSWORD = "a long organiser passphrase 42"
+LOGIN = "/manage/login/"
+EXPORTS = "/manage/exports/"
+
+
+@pytest.fixture(autouse=True)
+def _quick_password_hashing() -> Iterator[None]:
+    # The default hasher costs a second per sign-in; what is tested here does not depend on it.
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
+@pytest.fixture
+def make_user(exporting_factory: Factory) -> Iterator[MakeUser]:
+    """Committed users, organisers of the given initiatives; removed with their sessions afterwards
+    (before the initiatives: this fixture depends on the factory)."""
+    made: list[User] = []
+
+    def make(*organiser_of: Initiative, **fields: Any) -> User:
+        user = get_user_model().objects.create_user(
+            username=f"organiser-{uuid.uuid4().hex[:8]}@example.org", password=PASSWORD, **fields
+        )
+        for initiative in organiser_of:
+            OrganiserMembership.objects.create(user=user, initiative=initiative)
+        made.append(user)
+        return user
+
+    yield make
+    ids = {str(user.pk) for user in made}
+    for session in Session.objects.all():
+        if session.get_decoded().get("_auth_user_id") in ids:
+            session.delete()
+    get_user_model().objects.filter(pk__in=[user.pk for user in made]).delete()
+
+
+def signed_in(initiative: Initiative, user: User) -> Client:
+    client = client_for(initiative)
+    response = client.post(LOGIN, {"username": user.username, "password": PASSWORD})
+    assert response.status_code == 302, response.content.decode()
+    return client
+
+
+def page_text(response: Any) -> str:
+    return html.unescape(response.content.decode())
+
+
+def jobs_of(initiative: Initiative) -> list[ExportJob]:
+    with initiative:
+        return list(ExportJob.objects.order_by("pk"))
+
+
+def batches_of(initiative: Initiative) -> list[ExportBatch]:
+    with initiative:
+        return list(ExportBatch.objects.order_by("pk"))
+
+
+def audit_of(initiative: Initiative, action: str) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(initiative=initiative, action=action).order_by("pk"))
+
+
+def done_job(exporting: ExportingInitiative, client: Client, country: str = "DE") -> ExportJob:
+    """An export requested through the page and run inline, as a worker would."""
+    assert client.post(EXPORTS, {"country": country}).status_code == 303
+    job = jobs_of(exporting.initiative)[-1]
+    with exporting.initiative:
+        export_run(job.pk)
+        job.refresh_from_db()
+    assert job.state == ExportJobState.DONE, job.error
+    return job
+
+
+def link_for(client: Client, job: ExportJob, kind: str = "file") -> str:
+    response = client.post(f"{EXPORTS}{job.pk}/link/", {"kind": kind})
+    assert response.status_code == 303, response.content.decode()
+    return str(response["Location"])
+
+
+def streamed(response: Any) -> bytes:
+    try:
+        return b"".join(response.streaming_content)
+    finally:
+        response.close()
+
+
+# -- signing in -------------------------------------------------------------------------------------------
+
+
+def test_an_organiser_signs_in_and_reaches_the_exports(
+    exporting_factory: Factory, make_user: MakeUser
+) -> None:
+    exporting = exporting_factory({"DE": 1})
+    organiser = make_user(exporting.initiative)
+    client = client_for(exporting.initiative)
+
+    page = client.get(LOGIN, HTTP_ACCEPT_LANGUAGE="fr")
+    assert page.status_code == 200
+    text = page_text(page)
+    assert '<html lang="en">' in text and '<label for="id_username">' in text  # English, whatever asked
+    response = client.post(LOGIN, {"username": organiser.username, "password": PASSWORD})
+    assert (response.status_code, response["Location"]) == (302, EXPORTS)
+    exports = client.get(EXPORTS)
+    assert exports.status_code == 200
+    assert "Exports for the competent authorities" in page_text(exports)
+    assert f"Signed in as {organiser.username}" in page_text(exports)
+    assert "no-store" in exports["Cache-Control"]
+
+
+def _normalised(response: Any) -> str:
+    """The page without what differs between any two renderings: the CSRF token and the typed name."""
+    text = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", response.content.decode())
+    return re.sub(r'(name="username"[^>]*?) value="[^"]*"', r"\1", text)
+
+
+def test_a_refused_sign_in_says_the_same_for_unknown_user_wrong_password_and_non_organiser(
+    exporting_factory: Factory, make_user: MakeUser
+) -> None:
+    exporting, other = exporting_factory({"DE": 1}), exporting_factory({})
+    organiser = make_user(exporting.initiative)
+    outsider = make_user(other.initiative)  # right password, wrong initiative
+    staff = make_user(is_staff=True, is_superuser=True)
+    attempts = {
+        "unknown user": {"username": "nobody-here@example.org", "password": PASSWORD},
+        "wrong password": {"username": organiser.username, "password": "not the passphrase at all"},
+        "organiser of another initiative": {"username": outsider.username, "password": PASSWORD},
+        "operator staff": {"username": staff.username, "password": PASSWORD},
+    }
+    pages = {}
+    for case, data in attempts.items():
+        client = client_for(exporting.initiative)
+        response = client.post(LOGIN, data)
+        assert response.status_code == 400, case
+        assert "do not match an organiser of this initiative" in page_text(response), case
+        assert client.get(EXPORTS).status_code == 302, case  # still signed out
+        pages[case] = _normalised(response)
+    assert len(set(pages.values())) == 1, "the refusals must not tell the cases apart"
+
+
+def test_sign_in_follows_a_local_next_only(exporting_factory: Factory, make_user: MakeUser) -> None:
+    exporting = exporting_factory({"DE": 1})
+    organiser = make_user(exporting.initiative)
+    for wanted, expected in [
+        (f"{EXPORTS}?x=1", f"{EXPORTS}?x=1"),
+        ("https://evil.example/", EXPORTS),
+        ("//evil.example/manage/", EXPORTS),
+    ]:
+        client = client_for(exporting.initiative)
+        data = {"username": organiser.username, "password": PASSWORD, "next": wanted}
+        response = client.post(LOGIN, data)
+        assert (response.status_code, response["Location"]) == (302, expected)
+
+
+def test_repeated_failed_sign_ins_are_refused_for_a_while_even_with_the_right_password(
+    exporting_factory: Factory, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(access, "LOGIN_FAILURES_PER_ACCOUNT", 3)
+    exporting = exporting_factory({"DE": 1})
+    organiser, colleague = make_user(exporting.initiative), make_user(exporting.initiative)
+    client = client_for(exporting.initiative)
+    for _attempt in range(3):
+        assert client.post(LOGIN, {"username": organiser.username, "password": "wrong"}).status_code == 400
+    blocked = client.post(LOGIN, {"username": organiser.username, "password": PASSWORD})
+    assert blocked.status_code == 429 and int(blocked["Retry-After"]) > 0
+    assert "Too many failed sign-ins" in page_text(blocked)
+    assert client.get(EXPORTS).status_code == 302
+    # An unknown name is counted the same way: the answer tells nothing about who exists.
+    for _attempt in range(3):
+        client.post(LOGIN, {"username": "nobody-here@example.org", "password": "wrong"})
+    assert client.post(LOGIN, {"username": "nobody-here@example.org", "password": "x"}).status_code == 429
+    # Another account from the same network is not locked out by these.
+    assert signed_in(exporting.initiative, colleague).get(EXPORTS).status_code == 200
+
+
+def test_signing_out_needs_a_post_and_ends_the_session(
+    exporting_factory: Factory, make_user: MakeUser
+) -> None:
+    exporting = exporting_factory({"DE": 1})
+    client = signed_in(exporting.initiative, make_user(exporting.initiative))
+    assert client.get("/manage/logout/").status_code == 405
+    response = client.post("/manage/logout/")
+    assert (response.status_code, response["Location"]) == (302, LOGIN)
+    assert client.get(EXPORTS).status_code == 302
+
+
+# -- who may use the pages ----------------------------------------------------------------------------------
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(exporting_factory: Factory) -> None:
+    exporting = exporting_factory({"DE": 1})
+    client = client_for(exporting.initiative)
+    response = client.get(EXPORTS)
+    assert (response.status_code, response["Location"]) == (302, f"{LOGIN}?next={EXPORTS}")
+    assert client.get("/manage/")["Location"] == EXPORTS
+    # A form's target sends back to the exports page after signing in, not to a GET of the form target.
+    posted = client.post(f"{EXPORTS}1/link/", {"kind": "file"})
+    assert (posted.status_code, posted["Location"]) == (302, f"{LOGIN}?next={EXPORTS}")
+    assert client.post(EXPORTS, {"country": "DE"}).status_code == 302
+    assert jobs_of(exporting.initiative) == []
+
+
+def test_an_organiser_of_one_initiative_is_refused_on_anothers_site_with_a_copied_session(
+    exporting_factory: Factory, make_user: MakeUser
+) -> None:
+    a, b = exporting_factory({"DE": 1}), exporting_factory({"DE": 1})
+    on_a = signed_in(a.initiative, make_user(a.initiative))
+    on_b = client_for(b.initiative)
+    on_b.cookies[settings.SESSION_COOKIE_NAME] = on_a.cookies[settings.SESSION_COOKIE_NAME].value
+
+    response = on_b.get(EXPORTS)
+    assert response.status_code == 403
+    assert "cannot use this initiative's organiser pages" in page_text(response)
+    assert on_b.post(EXPORTS, {"country": "DE"}).status_code == 403
+    assert jobs_of(b.initiative) == []
+    assert on_a.get(EXPORTS).status_code == 200  # the session still works where it was opened
+
+
+def test_a_session_of_another_site_is_refused_even_for_an_organiser_of_both(
+    exporting_factory: Factory, make_user: MakeUser
+) -> None:
+    a, b = exporting_factory({"DE": 1}), exporting_factory({"DE": 1})
+    on_a = signed_in(a.initiative, make_user(a.initiative, b.initiative))
+    on_b = client_for(b.initiative)
+    on_b.cookies[settings.SESSION_COOKIE_NAME] = on_a.cookies[settings.SESSION_COOKIE_NAME].value
+    assert on_b.get(EXPORTS).status_code == 403
+
+
+def test_membership_is_checked_on_every_request_and_staff_are_not_organisers(
+    exporting_factory: Factory, make_user: MakeUser
+) -> None:
+    exporting = exporting_factory({"DE": 1})
+    organiser = make_user(exporting.initiative)
+    client = signed_in(exporting.initiative, organiser)
+    assert client.get(EXPORTS).status_code == 200
+    OrganiserMembership.objects.filter(user=organiser).delete()
+    assert client.get(EXPORTS).status_code == 403
+
+    staff = client_for(exporting.initiative)
+    staff.force_login(make_user(is_staff=True, is_superuser=True))
+    assert staff.get(EXPORTS).status_code == 403
+
+
+def test_forms_need_the_csrf_token(exporting_factory: Factory, make_user: MakeUser) -> None:
+    exporting = exporting_factory({"DE": 1})
+    organiser = make_user(exporting.initiative)
+    client = Client(HTTP_HOST=host_of(exporting.initiative), enforce_csrf_checks=True)
+    assert client.post(LOGIN, {"username": organiser.username, "password": PASSWORD}).status_code == 403
+    trusted = signed_in(exporting.initiative, organiser)
+    job = done_job(exporting, trusted)
+    client.cookies[settings.SESSION_COOKIE_NAME] = trusted.cookies[settings.SESSION_COOKIE_NAME].value
+    assert client.get(EXPORTS).status_code == 200  # signed in: what follows is refused for the token
+    assert client.post(EXPORTS, {"country": "DE"}).status_code == 403
+    assert client.post(f"{EXPORTS}{job.pk}/link/", {"kind": "file"}).status_code == 403
+    assert len(jobs_of(exporting.initiative)) == 1
+    assert audit_of(exporting.initiative, "export.download_link") == []
+
+
+# -- requesting exports -------------------------------------------------------------------------------------
+
+
+def test_requesting_one_country_creates_its_job_and_says_so(
+    exporting_factory: Factory, make_user: MakeUser
+) -> None:
+    exporting = exporting_factory({"DE": 2, "MT": 1})
+    organiser = make_user(exporting.initiative)
+    client = signed_in(exporting.initiative, organiser)
+    assert '<meta http-equiv="refresh"' not in page_text(client.get(EXPORTS))
+
+    response = client.post(EXPORTS, {"country": "DE"})
+    assert (response.status_code, response["Location"]) == (303, EXPORTS)
+    (job,) = jobs_of(exporting.initiative)
+    assert (job.country, job.state, job.requested_by) == ("DE", ExportJobState.QUEUED, organiser.username)
+    (requested,) = audit_of(exporting.initiative, "export.requested")
+    assert requested.actor == organiser.username and requested.details["jobs"] == [job.pk]
+
+    page = page_text(client.get(EXPORTS))
+    assert f"Export requested: job {job.pk} (DE)." in page
+    assert '<meta http-equiv="refresh" content="5">' in page  # while the job is queued
+    assert "Germany (DE)" in page and "0 of \N{EN DASH}" in page
+
+    with exporting.initiative:
+        export_run(job.pk)
+        job.refresh_from_db()
+    page = page_text(client.get(EXPORTS))
+    assert '<meta http-equiv="refresh"' not in page
+    assert job.sha256 in page and "2 of 2" in page
+    assert f'action="{EXPORTS}{job.pk}/link/"' in page
+
+
+def test_requesting_all_countries_creates_a_batch_of_one_job_per_country(
+    exporting_factory: Factory, make_user: MakeUser
+) -> None:
+    exporting = exporting_factory({"DE": 1, "MT": 1})
+    organiser = make_user(exporting.initiative)
+    client = signed_in(exporting.initiative, organiser)
+
+    response = client.post(EXPORTS, {"country": "all"})
+    assert response.status_code == 303
+    jobs = jobs_of(exporting.initiative)
+    (batch,) = batches_of(exporting.initiative)
+    assert sorted(job.country for job in jobs) == ["DE", "MT"]
+    assert {job.batch_id for job in jobs} == {batch.pk} and batch.requested_by == organiser.username
+    (requested,) = audit_of(exporting.initiative, "export.requested")
+    assert requested.details["batch"] == batch.pk
+    page = page_text(client.get(EXPORTS))
+    listed = ", ".join(f"job {job.pk} ({job.country})" for job in jobs)
+    assert f"requested as batch {batch.pk}: {listed}." in page
+    assert "Requests for all countries" in page
+
+
+def test_a_refused_export_is_a_400_with_the_reason_and_creates_nothing(
+    exporting_factory: Factory, make_user: MakeUser
+) -> None:
+    exporting = exporting_factory({"DE": 1, "FR": 1})
+    client = signed_in(exporting.initiative, make_user(exporting.initiative))
+    saved = CompetentAuthority.objects.get(country="FR").confirmed_at
+    CompetentAuthority.objects.filter(country="FR").update(confirmed_at=None)
+    try:
+        for country in ("FR", "all"):
+            response = client.post(EXPORTS, {"country": country})
+            assert response.status_code == 400, country
+            assert "FR: the authority's certificate is registered but its fingerprint is not confirmed." in (
+                page_text(response)
+            )
+    finally:
+        CompetentAuthority.objects.filter(country="FR").update(confirmed_at=saved)
+    assert jobs_of(exporting.initiative) == [] and batches_of(exporting.initiative) == []
+    assert audit_of(exporting.initiative, "export.requested") == []
+
+
+def test_all_countries_without_any_statement_is_refused(
+    exporting_factory: Factory, make_user: MakeUser
+) -> None:
+    exporting = exporting_factory({})
+    client = signed_in(exporting.initiative, make_user(exporting.initiative))
+    response = client.post(EXPORTS, {"country": "all"})
+    assert response.status_code == 400 and "There are no statements to export yet." in page_text(response)
+    assert batches_of(exporting.initiative) == []
+
+
+def test_a_broker_outage_still_saves_the_request_for_the_reconciler(
+    exporting_factory: Factory, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kombu.exceptions import OperationalError
+
+    from workers.tasks import run_export
+
+    def broker_down(*args: object, **kwargs: object) -> None:
+        raise OperationalError("Error 111 connecting to the broker. Connection refused.")
+
+    monkeypatch.setattr(run_export, "delay", broker_down)
+    exporting = exporting_factory({"DE": 1})
+    client = signed_in(exporting.initiative, make_user(exporting.initiative))
+    assert client.post(EXPORTS, {"country": "DE"}).status_code == 303  # not a 500
+    (job,) = jobs_of(exporting.initiative)
+    with exporting.initiative:
+        earlier = job.requested_at - UNCLAIMED_GRACE - datetime.timedelta(seconds=1)
+        ExportJob.objects.filter(pk=job.pk).update(requested_at=earlier)
+        assert list(export_jobs_to_resume()) == [job]
+
+
+BAD_INPUTS: dict[str, dict[str, str]] = {
+    "missing": {},
+    "empty": {"country": ""},
+    "unknown code": {"country": "XX"},
+    "ISO code for Greece": {"country": "GR"},
+    "lower case": {"country": "de"},
+    "path": {"country": "../etc"},
+    "injection": {"country": "all; DROP TABLE exports_exportjob"},
+    "NUL": {"country": "DE\x00"},
+    "huge": {"country": "A" * 200_000},
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_a_400_with_a_clear_message_and_creates_nothing(
+    exporting_factory: Factory, make_user: MakeUser, case: str
+) -> None:
+    exporting = exporting_factory({"DE": 1})
+    client = signed_in(exporting.initiative, make_user(exporting.initiative))
+    response = client.post(EXPORTS, BAD_INPUTS[case])
+    assert response.status_code == 400
+    text = page_text(response)
+    assert "Choose a Member State" in text and 'aria-invalid="true"' in text
+    sent = BAD_INPUTS[case].get("country", "")
+    if len(sent) > 3:
+        assert sent not in text  # the message never repeats what was sent
+    assert jobs_of(exporting.initiative) == [] and batches_of(exporting.initiative) == []
+
+
+def test_a_body_over_the_upload_limit_is_a_400(exporting_factory: Factory, make_user: MakeUser) -> None:
+    exporting = exporting_factory({"DE": 1})
+    client = signed_in(exporting.initiative, make_user(exporting.initiative))
+    too_big = "A" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
+    assert client.post(EXPORTS, {"country": too_big}).status_code == 400
+    assert jobs_of(exporting.initiative) == []
+
+
+# -- downloads ----------------------------------------------------------------------------------------------
+
+
+def test_a_download_link_streams_the_stored_file_and_manifest_and_is_audited(
+    exporting_factory: Factory, make_user: MakeUser
+) -> None:
+    exporting = exporting_factory({"DE": 2})
+    organiser = make_user(exporting.initiative)
+    client = signed_in(exporting.initiative, organiser)
+    job = done_job(exporting, client)
+    storage = export_storage()
+    assert isinstance(storage, LocalExportStorage)
+
+    link = link_for(client, job)
+    assert link.startswith(f"{EXPORTS}{job.pk}/download/")
+    response = client.get(link)
+    assert response.status_code == 200
+    assert streamed(response) == storage.read(job.object_key)
+    assert response["Content-Type"] == "application/pkcs7-mime"
+    assert response["Content-Disposition"] == 'attachment; filename="DE.xml.p7m"'
+    assert "no-store" in response["Cache-Control"]
+
+    manifest_link = link_for(client, job, "manifest")
+    assert manifest_link.startswith(f"{EXPORTS}{job.pk}/manifest/")
+    manifest = client.get(manifest_link)
+    assert manifest.status_code == 200 and manifest["Content-Type"] == "application/json"
+    assert manifest["Content-Disposition"] == 'attachment; filename="DE.manifest.json"'
+    assert json.loads(streamed(manifest))["file"]["sha256"] == job.sha256
+
+    assert client.get(link).status_code == 200  # a link works more than once while it lives
+    streamed(client.get(link))
+    links = audit_of(exporting.initiative, "export.download_link")
+    downloads = audit_of(exporting.initiative, "export.download")
+    assert [event.details["kind"] for event in links] == ["file", "manifest"]
+    assert [event.details["kind"] for event in downloads] == ["file", "manifest", "file", "file"]
+    for event in links + downloads:
+        assert event.actor == organiser.username
+        # Ids only: no personal data in the details.
+        assert event.details == {"job": job.pk, "country": "DE", "kind": event.details["kind"]}
+
+
+def _seconds_later(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Moves the clock of Django's signing module (only) forward."""
+    now = time.time()
+    monkeypatch.setattr(signing, "time", types.SimpleNamespace(time=lambda: now + seconds))
+
+
+def test_a_download_link_expires(
+    exporting_factory: Factory, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exporting = exporting_factory({"DE": 1})
+    client = signed_in(exporting.initiative, make_user(exporting.initiative))
+    job = done_job(exporting, client)
+    link = link_for(client, job)
+
+    _seconds_later(monkeypatch, settings.EXPORT_DOWNLOAD_LINK_SECONDS - 30)
+    streamed(response := client.get(link))
+    assert response.status_code == 200
+    _seconds_later(monkeypatch, settings.EXPORT_DOWNLOAD_LINK_SECONDS + 5)
+    expired = client.get(link)
+    assert expired.status_code == 403 and "This download link has expired" in page_text(expired)
+    with override_settings(EXPORT_DOWNLOAD_LINK_SECONDS=60):
+        _seconds_later(monkeypatch, 90)
+        assert client.get(link).status_code == 403
+    assert len(audit_of(exporting.initiative, "export.download")) == 1
+
+
+def test_a_download_link_works_only_for_its_organiser_job_kind_and_site(
+    exporting_factory: Factory, make_user: MakeUser
+) -> None:
+    a, b = exporting_factory({"DE": 1}), exporting_factory({"DE": 1})
+    organiser = make_user(a.initiative, b.initiative)
+    on_a = signed_in(a.initiative, organiser)
+    job = done_job(a, on_a)
+    link = link_for(on_a, job)
+    token = link.rstrip("/").rsplit("/", 1)[1]
+
+    colleague = signed_in(a.initiative, make_user(a.initiative))
+    assert colleague.get(link).status_code == 403  # another organiser of the same initiative
+    assert on_a.get(f"{EXPORTS}{job.pk}/manifest/{token}/").status_code == 403  # another kind
+    assert (
+        on_a.get(link.replace(token, token[:-2] + ("AA" if token[-2:] != "AA" else "BB"))).status_code == 403
+    )
+    on_b = signed_in(b.initiative, organiser)  # the same organiser, on the other initiative's site
+    assert on_b.get(link).status_code == 403
+    b_only = signed_in(b.initiative, make_user(b.initiative))
+    assert b_only.get(link).status_code == 403
+    assert audit_of(a.initiative, "export.download") == []
+    assert audit_of(b.initiative, "export.download") == []
+
+
+def test_a_job_of_another_initiative_or_unfinished_is_not_found(
+    exporting_factory: Factory, make_user: MakeUser
+) -> None:
+    a, b = exporting_factory({"DE": 1}), exporting_factory({"DE": 1})
+    on_a = signed_in(a.initiative, make_user(a.initiative))
+    job = done_job(a, on_a)
+    on_b = signed_in(b.initiative, make_user(b.initiative))
+    assert jobs_of(b.initiative) == []  # the job's number exists only in A's schema
+    assert on_b.post(f"{EXPORTS}{job.pk}/link/", {"kind": "file"}).status_code == 404
+    # Even with a genuine token of B's site for that number.
+    b_user = on_b.session["_auth_user_id"]
+    token = export_download_token(
+        initiative=b.initiative, job_id=job.pk, user_id=int(b_user), kind=DownloadKind.FILE
+    )
+    assert on_b.get(f"{EXPORTS}{job.pk}/download/{token}/").status_code == 404
+
+    assert on_a.post(EXPORTS, {"country": "DE"}).status_code == 303
+    queued = jobs_of(a.initiative)[-1]
+    assert queued.state == ExportJobState.QUEUED
+    assert on_a.post(f"{EXPORTS}{queued.pk}/link/", {"kind": "file"}).status_code == 404
+    assert on_a.post(f"{EXPORTS}{10**30}/link/", {"kind": "file"}).status_code == 404
+    assert on_a.post(f"{EXPORTS}{job.pk}/link/", {"kind": "everything"}).status_code == 400
+    assert on_a.post(f"{EXPORTS}{job.pk}/link/", {}).status_code == 400
+    assert audit_of(a.initiative, "export.download_link") == []
+
+
+# -- S3: the link sends the browser to the bucket's own short-lived URL ------------------------------------
+
+
+@pytest.fixture
+def s3_storage(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3ExportStorage]:
+    from moto.server import ThreadedMotoServer
+
+    from tests.processes import free_port
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    bucket = f"exports-{uuid.uuid4().hex[:12]}"
+    try:
+        with override_settings(
+            EXPORT_STORAGE_URL=f"s3://{bucket}/platform",
+            EXPORT_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+            EXPORT_S3_REGION="eu-west-1",
+        ):
+            storage = export_storage()
+            assert isinstance(storage, S3ExportStorage)
+            storage.client.create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+            )
+            yield storage
+    finally:
+        server.stop()
+
+
+def test_with_s3_the_download_redirects_to_a_short_lived_url_of_the_object(
+    exporting_factory: Factory, make_user: MakeUser, s3_storage: S3ExportStorage
+) -> None:
+    exporting = exporting_factory({"DE": 1})
+    client = signed_in(exporting.initiative, make_user(exporting.initiative))
+    job = done_job(exporting, client)
+
+    response = client.get(link_for(client, job))
+    assert response.status_code == 303
+    location = str(response["Location"])
+    assert location.startswith(s3_storage.client.meta.endpoint_url) and "Expires=" in location
+    with urllib.request.urlopen(location, timeout=10) as fetched:  # noqa: S310  (our loopback server)
+        assert fetched.read() == s3_storage.read(job.object_key)
+    assert len(audit_of(exporting.initiative, "export.download")) == 1
