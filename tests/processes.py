@@ -41,6 +41,9 @@ def platform_environment(keystore: Path, **extra: str) -> dict[str, str]:
         "REDIS_URL": settings.REDIS_URL.rsplit("/", 1)[0] + "/14",  # the tests' cache database
         "LOCAL_KEYSTORE_DIR": str(keystore),
         "LOCAL_MASTER_KEY_FILE": settings.LOCAL_MASTER_KEY_FILE,
+        "EXPORT_STORAGE_URL": settings.EXPORT_STORAGE_URL,
+        "EXPORT_SIGNING_KEY_FILE": settings.EXPORT_SIGNING_KEY_FILE,
+        "EXPORT_SIGNING_CERTIFICATE_FILE": settings.EXPORT_SIGNING_CERTIFICATE_FILE,
         **extra,
     }
 
