@@ -10,9 +10,11 @@ BENCH_WRK_CONNECTIONS (default 32) change the run.
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -37,6 +39,9 @@ pytestmark = [pytest.mark.bench, pytest.mark.skipif(not shutil.which("wrk"), rea
 SECONDS = int(os.environ.get("BENCH_SIGNING_SECONDS", "30"))
 WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_WRK_CONNECTIONS", "32"))
+# sync closes the connection after each answer; gthread keeps it open (wrk reuses it) with THREADS each.
+WORKER_CLASS = os.environ.get("BENCH_GUNICORN_WORKER_CLASS", "sync")
+THREADS = int(os.environ.get("BENCH_GUNICORN_THREADS", "2"))
 PROOF_COST = 1000
 
 WRK_SCRIPT = """
@@ -79,6 +84,24 @@ def _csrf_pair(port: int, host: str) -> tuple[str, str]:
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.read().decode())
     assert cookie and token
     return cookie.group(1), token.group(1)
+
+
+def cpu_seconds_by_program() -> dict[str, float]:
+    """CPU seconds used so far by every process on the machine, summed per program (gunicorn counted
+    under its own name, not python's); the difference of two readings is what a run cost."""
+    used: dict[str, float] = collections.defaultdict(float)
+    ticks_per_second = os.sysconf("SC_CLK_TCK")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            command_line = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue  # ended meanwhile
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        program = "gunicorn" if b"gunicorn" in command_line else name
+        used[program] += (int(fields[11]) + int(fields[12])) / ticks_per_second
+    return used
 
 
 def _pgbench_insert_rate() -> float:
@@ -142,7 +165,9 @@ def test_accepted_statements_per_second_against_gunicorn(
         LOG_LEVEL="WARNING",
         **limits,
     )
-    options = ("--workers", str(WORKERS), "--worker-class", "sync", "--backlog", "2048")
+    options = ["--workers", str(WORKERS), "--worker-class", WORKER_CLASS, "--backlog", "2048"]
+    if WORKER_CLASS == "gthread":
+        options += ["--threads", str(THREADS), "--keep-alive", "30"]
     with gunicorn(environment, *options) as port:
         csrf_cookie, csrf_token = _csrf_pair(port, host)
         # More bodies than the run uses at 2,000/s: every body is a new person with a fresh proof.
@@ -165,6 +190,8 @@ def test_accepted_statements_per_second_against_gunicorn(
                     + "\n"
                 )
         preparation = time.perf_counter() - started
+        cpu_before = cpu_seconds_by_program()
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         wrk = subprocess.run(
             [
                 "wrk",
@@ -185,6 +212,13 @@ def test_accepted_statements_per_second_against_gunicorn(
             timeout=SECONDS + 120,
             check=True,
         ).stdout
+        cpu_after = cpu_seconds_by_program()
+        cpu_used = {program: cpu_after[program] - cpu_before.get(program, 0.0) for program in cpu_after}
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # wrk has ended by now: its CPU is this process's children's.
+        cpu_used["wrk"] = (children.ru_utime - children_before.ru_utime) + (
+            children.ru_stime - children_before.ru_stime
+        )
     with django_db_blocker.unblock():
         with initiative:
             accepted = Statement.objects.count()
@@ -202,6 +236,7 @@ def test_accepted_statements_per_second_against_gunicorn(
             {
                 "seconds": SECONDS,
                 "gunicorn_workers": WORKERS,
+                "gunicorn_worker_class": WORKER_CLASS,
                 "connections": CONNECTIONS,
                 "requests": requests,
                 "accepted_statements": accepted,
@@ -212,6 +247,11 @@ def test_accepted_statements_per_second_against_gunicorn(
                 "pgbench_single_row_inserts_per_second": round(pgbench_tps, 1),
                 "bodies_prepared": expected_requests,
                 "preparation_seconds": round(preparation, 1),
+                # Where the 2 cores went, per accepted statement (all processes of each program).
+                "cpu_ms_per_statement": {
+                    program: round(seconds * 1000 / max(accepted, 1), 3)
+                    for program, seconds in sorted(cpu_used.items(), key=lambda item: -item[1])[:5]
+                },
             }
         ),
     )
