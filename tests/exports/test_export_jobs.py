@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from lxml import etree
+from pytest_django.plugin import DjangoDbBlocker
 
 from collection.member_states import member_states
 from exports.certificates import certificate_load, private_key_load
@@ -19,7 +20,13 @@ from exports.services import ExportRefusedError, export_request, export_run, pla
 from exports.storage import export_storage
 from exports.xml_writer import export_schema
 from tenants.models import AuditEvent, CompetentAuthority
-from tests.exports.conftest import AuthorityKeys, ExportingInitiative
+from tests.exports.conftest import (
+    AuthorityKeys,
+    ExportingInitiative,
+    committed_initiative_with_statements,
+    personal_data_of,
+)
+from tests.processes import committed_initiative_remove
 
 Factory = Callable[[dict[str, int]], ExportingInitiative]
 
@@ -47,12 +54,30 @@ PART_A = sorted(code for code, state in member_states().items() if state.is_part
 PART_B = sorted(code for code, state in member_states().items() if not state.is_part_a)
 
 
-@pytest.mark.parametrize("country", ["DE", "FR", "AT", "IT"])
-def test_an_export_holds_exactly_the_countrys_statements_and_validates(
-    exporting_factory: Factory, authority_keys: AuthorityKeys, country: str
+@pytest.fixture(scope="module")
+def every_country(
+    authority_keys: AuthorityKeys, django_db_blocker: DjangoDbBlocker
+) -> Iterator[ExportingInitiative]:
+    """One initiative with statements of all 27 Member States: two people each where the country
+    accepts a free-format document or is Part A, one where only a checked national number is accepted."""
+    per_country = {}
+    for code in member_states():
+        try:
+            personal_data_of(code, 1)
+            per_country[code] = 2
+        except AssertionError:
+            per_country[code] = 1
+    with django_db_blocker.unblock():
+        exporting = committed_initiative_with_statements(per_country)
+        yield exporting
+        committed_initiative_remove(exporting.initiative)
+
+
+@pytest.mark.parametrize("country", sorted(member_states()))
+def test_the_export_of_every_member_state_holds_exactly_its_statements_under_the_right_keys(
+    every_country: ExportingInitiative, authority_keys: AuthorityKeys, committed_db: None, country: str
 ) -> None:
-    others = "IE"
-    exporting = exporting_factory({country: 3, others: 2})
+    exporting = every_country
     with exporting.initiative:
         (job,) = export_request(country=country, actor="organiser@example.org")
         outcome = export_run(job.pk)
@@ -69,12 +94,29 @@ def test_an_export_holds_exactly_the_countrys_statements_and_validates(
         assert written["oct.property.full.first.names"] == data["first_names"]
         assert written["oct.property.family.names"] == data["family_names"]
         if member_states()[country].is_part_a:
-            assert written["oct.property.date.of.birth"] == data["date_of_birth"]
-            assert written["oct.property.postal.code"] == data["postal_code"]
+            assert written == {
+                "oct.property.full.first.names": data["first_names"],
+                "oct.property.family.names": data["family_names"],
+                "oct.property.date.of.birth": data["date_of_birth"],
+                "oct.property.street": data["street"],
+                "oct.property.street.number": data["street_number"],
+                "oct.property.postal.code": data["postal_code"],
+                "oct.property.city": data["city"],
+                "oct.property.country": data["country_of_residence"],
+            }
         else:
-            assert written[f"oct.property.{data['document_type']}"] == data["document_number"]
-    assert manifest["records"] == job.records_written == job.records_expected == 3
+            assert written == {
+                "oct.property.full.first.names": data["first_names"],
+                "oct.property.family.names": data["family_names"],
+                f"oct.property.{data['document_type']}": data["document_number"],
+            }
+    count = len(exporting.statements[country])
+    assert manifest["records"] == job.records_written == job.records_expected == count
     assert manifest["file"]["sha256"] == job.sha256  # type: ignore[index]
+    assert (
+        manifest["country"] == country
+        and manifest["authority_certificate_sha256"] == job.authority_fingerprint
+    )
 
 
 def test_all_countries_is_a_batch_of_one_job_per_country_with_statements(
