@@ -7,13 +7,11 @@ Run with `make bench` (BENCH_EXPORT_RECORDS changes the size). Prints one JSON o
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,8 +19,8 @@ import pytest
 from django.conf import settings
 from pytest_django.plugin import DjangoDbBlocker
 
+from bench.loading import statements_bulk_load
 from collection.models import Statement
-from collection.sealed import identity_of, personal_data_encode
 from collection.views import FORM_REVISION
 from eci_platform.embedded import REPOSITORY_ROOT
 from exports.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
@@ -30,10 +28,7 @@ from exports.models import ExportJob
 from exports.services import export_request
 from tenants.authorities import authority_confirm, authority_register
 from tenants.db import connection
-from tenants.keyring.index import digest_with
-from tenants.keyring.keys import data_key
-from tenants.keyring.sealing import seal_with
-from tenants.models import CompetentAuthority, Initiative, KeyPurpose
+from tenants.models import CompetentAuthority, Initiative
 from tenants.services import initiative_details_save, initiative_register_texts_update
 from tests.processes import platform_environment
 
@@ -58,27 +53,13 @@ def _report(name: str, figures: dict[str, object]) -> None:
 
 
 def _bulk_load(initiative: Initiative, count: int) -> None:
-    """Sealed statements straight into the table with COPY (the signing path is benchmarked elsewhere)."""
-    key = data_key(initiative.pk, KeyPurpose.PERSONAL_DATA, 1)
-    index_key = data_key(initiative.pk, KeyPurpose.INDEX, 1)
-    with initiative, connection.cursor() as cursor:
-        for start in range(0, count, 50_000):
-            buffer = io.StringIO()
-            for number in range(start, min(count, start + 50_000)):
-                record = uuid.uuid4()
-                data = {**PERSON, "family_names": f"{PERSON['family_names']} {number}"}
-                sealed = seal_with(key, record, COUNTRY, personal_data_encode(data))
-                digest = digest_with(index_key, identity_of(data, COUNTRY))
-                buffer.write(
-                    f"{record}\t{COUNTRY}\t{FORM_REVISION}\t2026-11-28 12:00:00+00\t1\t"
-                    f"\\\\x{digest.hex()}\t1\t\\\\x{sealed.hex()}\n"
-                )
-            with cursor.cursor.copy(
-                "COPY collection_statement (id, country, form_revision, submitted_at, key_version, "
-                "index_digest, index_key_version, sealed_personal_data) FROM STDIN"
-            ) as copy:
-                copy.write(buffer.getvalue())
-        cursor.execute("ANALYZE collection_statement")
+    statements_bulk_load(
+        initiative,
+        count,
+        country=COUNTRY,
+        person=lambda number: {**PERSON, "family_names": f"{PERSON['family_names']} {number}"},
+        form_revision=FORM_REVISION,
+    )
 
 
 @pytest.fixture

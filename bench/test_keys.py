@@ -6,7 +6,6 @@ Run with `make bench` (BENCH_SWEEP_RECORDS changes the sweep's size). Prints one
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -22,10 +21,10 @@ from django.conf import settings
 from django.test import override_settings
 from pytest_django.plugin import DjangoDbBlocker
 
+from bench.loading import statements_bulk_load
 from collection.models import Statement
 from collection.sealed import identity_of, personal_data_encode
 from eci_platform.embedded import REPOSITORY_ROOT
-from tenants.db import connection
 from tenants.keyring.index import digest_with
 from tenants.keyring.keys import data_key
 from tenants.keyring.rotation import (
@@ -78,27 +77,13 @@ def test_seal_open_and_digest_per_record(initiative: Initiative) -> None:
 
 
 def _bulk_load(initiative: Initiative, count: int) -> None:
-    """Sealed statements straight into the table with COPY (the signing path is benchmarked elsewhere)."""
-    key = data_key(initiative.pk, KeyPurpose.PERSONAL_DATA, 1)
-    index_key = data_key(initiative.pk, KeyPurpose.INDEX, 1)
-    with initiative, connection.cursor() as cursor:
-        for start in range(0, count, 50_000):
-            buffer = io.StringIO()
-            for number in range(start, min(count, start + 50_000)):
-                record = uuid.uuid4()
-                data = {**PERSON, "document_number": f"P{number:09d}"}
-                sealed = seal_with(key, record, "AT", personal_data_encode(data))
-                digest = digest_with(index_key, identity_of(data, "AT"))
-                buffer.write(
-                    f"{record}\tAT\tbench\t2026-11-28 12:00:00+00\t1\t\\\\x{digest.hex()}\t1\t"
-                    f"\\\\x{sealed.hex()}\n"
-                )
-            with cursor.cursor.copy(
-                "COPY collection_statement (id, country, form_revision, submitted_at, key_version, "
-                "index_digest, index_key_version, sealed_personal_data) FROM STDIN"
-            ) as copy:
-                copy.write(buffer.getvalue())
-        cursor.execute("ANALYZE collection_statement")
+    statements_bulk_load(
+        initiative,
+        count,
+        country="AT",
+        person=lambda number: {**PERSON, "document_number": f"P{number:09d}"},
+        form_revision="bench",
+    )
 
 
 def _timed_ms(action: object) -> float:

@@ -191,9 +191,10 @@ class InitiativeAdmin(admin.ModelAdmin):
             "title": "Onboard an initiative",
             "form": form,
             "opts": self.model._meta,
+            "submit_label": "Onboard",
         }
         status = 400 if request.method == "POST" else 200
-        return TemplateResponse(request, "operator/onboard.html", context, status=status)
+        return TemplateResponse(request, "operator/form.html", context, status=status)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

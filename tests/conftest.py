@@ -215,3 +215,18 @@ def platform_client() -> Client:
 
 def client_for(initiative: Initiative) -> Client:
     return Client(HTTP_HOST=host_of(initiative))
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """An AWS-compatible endpoint for the KMS and S3 tests: moto's server, over HTTP on loopback, one
+    for the run (each test makes keys and buckets of its own)."""
+    from moto.server import ThreadedMotoServer
+
+    from tests.processes import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.test import override_settings
 from django.utils import timezone
 from pytest_django.plugin import DjangoDbBlocker
 
@@ -20,6 +21,7 @@ from collection.member_states import member_states
 from collection.services import statement_record
 from collection.views import FORM_REVISION
 from exports.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
+from exports.storage import S3ExportStorage, export_storage
 from tenants.authorities import authority_confirm, authority_register
 from tenants.db import connection
 from tenants.models import CompetentAuthority, Initiative
@@ -160,3 +162,23 @@ def committed_db(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> I
     """Database access without a test transaction: what the test writes is committed (clean it up)."""
     with django_db_blocker.unblock():
         yield
+
+
+@pytest.fixture
+def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3ExportStorage]:
+    """The export storage on S3 (moto's server), in a bucket of the test's own."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    bucket = f"exports-{uuid.uuid4().hex[:12]}"
+    with override_settings(
+        EXPORT_STORAGE_URL=f"s3://{bucket}/platform/eu",
+        EXPORT_S3_ENDPOINT_URL=moto_endpoint,
+        EXPORT_S3_REGION="eu-west-1",
+    ):
+        storage = export_storage()
+        assert isinstance(storage, S3ExportStorage)
+        storage.client.create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        yield storage

@@ -34,7 +34,7 @@ from exports.cms import export_file_read
 from exports.models import ExportJob, ExportJobState
 from exports.selectors import export_jobs_to_resume
 from exports.services import export_request, export_run, platform_signing_identity
-from exports.storage import export_storage, export_storage_for
+from exports.storage import S3ExportStorage, export_storage
 from tenants.models import CompetentAuthority
 from tests.exports.conftest import AuthorityKeys, ExportingInitiative
 from tests.processes import platform_environment
@@ -341,55 +341,21 @@ def test_an_rsa_key_under_3072_bits_is_refused(
 
 
 def test_an_export_goes_to_s3_when_configured(
-    exporting_factory: Factory, authority_keys: AuthorityKeys
+    exporting_factory: Factory, authority_keys: AuthorityKeys, s3: S3ExportStorage
 ) -> None:
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    from tests.processes import free_port
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    credentials = {
-        "aws_access_key_id": "test",
-        "aws_secret_access_key": "test",
-        "region_name": "eu-central-1",
-    }
-    try:
-        boto3.client("s3", endpoint_url=endpoint, **credentials).create_bucket(
-            Bucket="eci-exports", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"}
-        )
-        exporting = exporting_factory({"PT": 1, "DE": 3})
-        with (
-            override_settings(
-                EXPORT_STORAGE_URL="s3://eci-exports/platform", EXPORT_S3_ENDPOINT_URL=endpoint
-            ),
-            pytest.MonkeyPatch.context() as environment,
-        ):
-            for name, value in credentials.items():
-                environment.setenv(name.upper().replace("REGION_NAME", "AWS_DEFAULT_REGION"), value)
-            export_storage_for.cache_clear()
-            with exporting.initiative:
-                (job,) = export_request(country="DE", actor="t")
-                export_run(job.pk)
-                job.refresh_from_db()
-                assert job.state == ExportJobState.DONE, job.error
-                stored = export_storage()
-                assert stored.location == "s3://eci-exports/platform/"
-                assert decrypted(job, authority_keys).count(b"<signature>") == 3
-                listing = boto3.client("s3", endpoint_url=endpoint, **credentials).list_objects_v2(
-                    Bucket="eci-exports"
-                )
-                names = sorted(item["Key"] for item in listing["Contents"])
-        assert names == [
-            f"platform/exports/{exporting.initiative.schema_name}/DE/{job.pk}.manifest.json",
-            f"platform/exports/{exporting.initiative.schema_name}/DE/{job.pk}.xml.p7m",
-        ]
-    finally:
-        export_storage_for.cache_clear()
-        server.stop()
+    exporting = exporting_factory({"PT": 1, "DE": 3})
+    with exporting.initiative:
+        (job,) = export_request(country="DE", actor="t")
+        export_run(job.pk)
+        job.refresh_from_db()
+    assert job.state == ExportJobState.DONE, job.error
+    assert export_storage() is s3 and s3.location.startswith("s3://")
+    assert decrypted(job, authority_keys).count(b"<signature>") == 3
+    listing = s3.client.list_objects_v2(Bucket=s3.bucket)
+    assert sorted(item["Key"] for item in listing["Contents"]) == [
+        f"platform/eu/exports/{exporting.initiative.schema_name}/DE/{job.pk}.manifest.json",
+        f"platform/eu/exports/{exporting.initiative.schema_name}/DE/{job.pk}.xml.p7m",
+    ]
 
 
 def test_another_initiatives_job_is_not_run_here(exporting_factory: Factory) -> None:

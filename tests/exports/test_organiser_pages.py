@@ -553,37 +553,8 @@ def test_a_job_of_another_initiative_or_unfinished_is_not_found(
 # -- S3: the link sends the browser to the bucket's own short-lived URL ------------------------------------
 
 
-@pytest.fixture
-def s3_storage(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3ExportStorage]:
-    from moto.server import ThreadedMotoServer
-
-    from tests.processes import free_port
-
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    bucket = f"exports-{uuid.uuid4().hex[:12]}"
-    try:
-        with override_settings(
-            EXPORT_STORAGE_URL=f"s3://{bucket}/platform",
-            EXPORT_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}",
-            EXPORT_S3_REGION="eu-west-1",
-        ):
-            storage = export_storage()
-            assert isinstance(storage, S3ExportStorage)
-            storage.client.create_bucket(
-                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-            )
-            yield storage
-    finally:
-        server.stop()
-
-
 def test_with_s3_the_download_redirects_to_a_short_lived_url_of_the_object(
-    exporting_factory: Factory, make_user: MakeUser, s3_storage: S3ExportStorage
+    exporting_factory: Factory, make_user: MakeUser, s3: S3ExportStorage
 ) -> None:
     exporting = exporting_factory({"DE": 1})
     client = signed_in(exporting.initiative, make_user(exporting.initiative))
@@ -592,7 +563,7 @@ def test_with_s3_the_download_redirects_to_a_short_lived_url_of_the_object(
     response = client.get(link_for(client, job))
     assert response.status_code == 303
     location = str(response["Location"])
-    assert location.startswith(s3_storage.client.meta.endpoint_url) and "Expires=" in location
+    assert location.startswith(s3.client.meta.endpoint_url) and "Expires=" in location
     with urllib.request.urlopen(location, timeout=10) as fetched:  # noqa: S310  (our loopback server)
-        assert fetched.read() == s3_storage.read(job.object_key)
+        assert fetched.read() == s3.read(job.object_key)
     assert len(audit_of(exporting.initiative, "export.download")) == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -210,42 +209,6 @@ def test_bad_storage_urls_are_refused(url: str) -> None:
 
 
 # -- S3 back end ---------------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3ExportStorage]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    bucket = f"exports-{uuid.uuid4().hex[:12]}"
-    with override_settings(
-        EXPORT_STORAGE_URL=f"s3://{bucket}/platform/eu",
-        EXPORT_S3_ENDPOINT_URL=s3_endpoint,
-        EXPORT_S3_REGION="eu-west-1",
-    ):
-        storage = export_storage()
-        assert isinstance(storage, S3ExportStorage)
-        storage.client.create_bucket(
-            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-        )
-        yield storage
 
 
 def _object_names(storage: S3ExportStorage) -> list[str]:

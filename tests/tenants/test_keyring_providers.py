@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,28 +88,13 @@ def test_the_development_master_key_is_created_private(
 # -- aws-kms against a KMS-compatible endpoint -------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def kms_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def kms(kms_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsKmsKeyProvider]:
+def kms(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsKmsKeyProvider]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with override_settings(KEY_PROVIDER="aws-kms", AWS_KMS_ENDPOINT_URL=kms_endpoint, AWS_REGION="eu-west-1"):
+    with override_settings(
+        KEY_PROVIDER="aws-kms", AWS_KMS_ENDPOINT_URL=moto_endpoint, AWS_REGION="eu-west-1"
+    ):
         key_provider_reset()
         provider = key_provider()
         assert isinstance(provider, AwsKmsKeyProvider)
