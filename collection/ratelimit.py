@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -95,27 +96,47 @@ def _key(initiative_id: int, bucket: Bucket, window: int) -> str:
     return cache.make_key(f"ratelimit:{initiative_id}:{name}:{window}")
 
 
+# One command instead of five (INCR and EXPIRE per bucket, SET NX for the proof): Redis runs it
+# atomically, and packing and parsing one command costs the signing path a fifth of five.
+_ATTEMPT_SCRIPT = """
+local buckets = tonumber(ARGV[1])
+local answers = {}
+for i = 1, buckets do
+  answers[i] = redis.call('INCR', KEYS[i])
+  if answers[i] == 1 then redis.call('EXPIRE', KEYS[i], ARGV[2]) end
+end
+if #KEYS > buckets then
+  answers[buckets + 1] = redis.call('SET', KEYS[buckets + 1], '1', 'NX', 'EX', ARGV[3]) and 1 or 0
+end
+return answers
+"""
+_scripts: dict[int, Any] = {}
+
+
+def _attempt_script() -> Any:
+    client = redis_client()
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_ATTEMPT_SCRIPT)
+    return script
+
+
 def _counts(
     initiative_id: int, address: str, *, add: bool, spend_key: str = ""
 ) -> tuple[list[tuple[Bucket, int]], bool]:
     """The buckets' counts in this window, counting this attempt when `add`, and whether `spend_key` was
-    set now for the first time: one Redis round trip."""
+    set now for the first time: one Redis command."""
     window = int(time.time() // WINDOW_SECONDS)
     buckets = buckets_of(address)
-    pipeline = redis_client().pipeline(transaction=False)
-    for bucket in buckets:
-        key = _key(initiative_id, bucket, window)
-        if add:
-            pipeline.incr(key)
-            pipeline.expire(key, WINDOW_SECONDS * 2)
-        else:
-            pipeline.get(key)
-    if spend_key:
-        pipeline.set(spend_key, 1, nx=True, ex=SPENT_SECONDS)
-    answers = pipeline.execute()
+    keys = [_key(initiative_id, bucket, window) for bucket in buckets]
+    if not add:
+        counts = redis_client().mget(keys)
+        return [(bucket, int(count or 0)) for bucket, count in zip(buckets, counts, strict=True)], False
+    answers = _attempt_script()(
+        keys=[*keys, spend_key] if spend_key else keys, args=[len(keys), WINDOW_SECONDS * 2, SPENT_SECONDS]
+    )
     first_use = bool(answers.pop()) if spend_key else False
-    counts = answers[0::2] if add else answers
-    return [(bucket, int(count or 0)) for bucket, count in zip(buckets, counts, strict=True)], first_use
+    return [(bucket, int(count)) for bucket, count in zip(buckets, answers, strict=True)], first_use
 
 
 def _decide(counted: list[tuple[Bucket, int]], *, including_this_one: bool) -> RateDecision:
