@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 from django.template.loader import render_to_string
 from django.utils import translation
 
-from tenants.db import connection
+from tenants.db import connection, schema_use
 from tenants.selectors import initiative_for_host
 
 
@@ -29,25 +29,26 @@ class InitiativeHostMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        connection.set_schema_to_public()
+        # Every request sets the schema it runs on before anything else touches the database; a request
+        # on the same schema as the one before keeps its search_path (see tenants.db.schema_use).
         try:
             hostname = request.get_host().rsplit(":", 1)[0].lower().rstrip(".")
         except DisallowedHost:
+            schema_use(None)
             return unknown_host_response(request)
 
         if hostname == settings.PLATFORM_DOMAIN:
+            schema_use(None)
             request.urlconf = settings.PUBLIC_SCHEMA_URLCONF  # type: ignore[attr-defined]
             request.tenant = connection.tenant  # type: ignore[attr-defined]  # the public schema (django-tenants templates read it)
             return self.get_response(request)
 
         initiative = initiative_for_host(hostname)
         if initiative is None:
+            schema_use(None)
             return unknown_host_response(request)
         initiative.domain_url = hostname  # type: ignore[assignment]
         request.tenant = initiative  # type: ignore[attr-defined]
         request.urlconf = settings.ROOT_URLCONF  # type: ignore[attr-defined]
-        connection.set_tenant(initiative)
-        try:
-            return self.get_response(request)
-        finally:
-            connection.set_schema_to_public()
+        schema_use(initiative)
+        return self.get_response(request)

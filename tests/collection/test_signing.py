@@ -413,3 +413,22 @@ def test_no_email_is_kept_for_a_duplicate(alpha: Initiative) -> None:
     assert sign(alpha, "AT", data).status_code == 409
     with alpha:
         assert ContactEmail.objects.count() == 0
+
+
+def test_requests_in_turn_to_two_initiatives_each_run_on_their_own_schema(
+    alpha: Initiative, beta: Initiative, platform_client: Client
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    location = sign(alpha, "AT", valid_form("AT"))["Location"]
+    for client, status in [(alpha, 200), (beta, 404), (alpha, 200), (None, 404), (beta, 404), (alpha, 200)]:
+        answered = platform_client.get(location) if client is None else client_for(client).get(location)
+        assert answered.status_code == status
+    # A second request on the same schema keeps the search_path the first one set.
+    with CaptureQueriesContext(connection) as queries:
+        assert client_for(alpha).get(location).status_code == 200
+    assert not [query for query in queries.captured_queries if "search_path" in query["sql"]]
+    with CaptureQueriesContext(connection) as queries:
+        assert client_for(beta).get(location).status_code == 404
+    assert [query for query in queries.captured_queries if "search_path" in query["sql"]]
