@@ -3,6 +3,7 @@ would (the signing path itself is benchmarked over HTTP): for the benchmarks tha
 
 from __future__ import annotations
 
+import datetime
 import io
 import uuid
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from tenants.keyring.sealing import seal_with
 from tenants.models import Initiative, KeyPurpose
 
 BATCH = 50_000
+FIRST_SUBMISSION = datetime.datetime(2026, 11, 28, 12, tzinfo=datetime.UTC)
 
 
 def statements_bulk_load(
@@ -36,8 +38,10 @@ def statements_bulk_load(
                 data = person(number)
                 sealed = seal_with(key, record, country, personal_data_encode(data))
                 digest = digest_with(index_key, identity_of(data, country))
+                # One statement a millisecond, in order, as the table fills when people sign.
+                submitted_at = FIRST_SUBMISSION + datetime.timedelta(milliseconds=number)
                 buffer.write(
-                    f"{record}\t{country}\t{form_revision}\t2026-11-28 12:00:00+00\t1\t"
+                    f"{record}\t{country}\t{form_revision}\t{submitted_at.isoformat()}\t1\t"
                     f"\\\\x{digest.hex()}\t1\t\\\\x{sealed.hex()}\n"
                 )
             with cursor.cursor.copy(

@@ -381,7 +381,7 @@ class _Snapshot:
         keys: dict[int, UnwrappedKey] = {}
         decode = orjson.loads
         for rows in self._batches():
-            for record_id, submitted_on, form_revision, sealed in rows:
+            for record_bytes, record_id, submitted_on, form_revision, sealed in rows:
                 # The version in the header picks the key; open_with checks the header in full.
                 version = int.from_bytes(sealed[_VERSION_BYTES], "big")
                 key = keys.get(version)
@@ -392,10 +392,10 @@ class _Snapshot:
                 revision = revisions.get(form_revision)
                 if revision is None:
                     raise ExportDataError(f"statement {record_id}: unknown form revision {form_revision!r}")
-                personal_data = decode(open_with(key, record_id, country, sealed))
+                personal_data = decode(open_with(key, record_bytes, country, sealed))
                 yield SignatureRecord(record_id, submitted_on, revision, personal_data)
 
-    def _batches(self) -> Iterator[list[tuple[uuid.UUID, datetime.date, str, bytes]]]:
+    def _batches(self) -> Iterator[list[tuple[bytes, str, datetime.date, str, bytes]]]:
         """Batches of rows from a thread of their own: PostgreSQL sends the next batch while this one is
         written (the fetch waits on the network, without the GIL). At most two batches wait: memory stays
         bounded whatever the number of statements."""
@@ -406,8 +406,10 @@ class _Snapshot:
         table = Statement._meta.db_table
         query = (
             # The submission day is the platform's local day, computed by PostgreSQL.
-            f"SELECT id, (submitted_at AT TIME ZONE %s)::date, form_revision, sealed_personal_data "  # noqa: S608
-            f"FROM {table} WHERE country = %s ORDER BY submitted_at, id"
+            # The id twice: its 16 bytes for the sealing's associated data and its text for the XML, both
+            # made by PostgreSQL (building and printing UUID objects cost the writer a tenth of its time).
+            f"SELECT uuid_send(id), id::text, (submitted_at AT TIME ZONE %s)::date, form_revision, "  # noqa: S608
+            f"sealed_personal_data FROM {table} WHERE country = %s ORDER BY submitted_at, id"
         )
 
         def put(item: object) -> None:

@@ -102,7 +102,7 @@ class SignatureRecord(NamedTuple):
     """One statement to write. A named tuple: immutable like a frozen dataclass, and made a million times
     per export at a fraction of its cost."""
 
-    statement_id: uuid.UUID
+    statement_id: uuid.UUID | str  # a bulk reader may give the text PostgreSQL printed
     submitted_on: datetime.date
     annex_revision: int
     personal_data: Mapping[str, str]

@@ -29,8 +29,10 @@ class SealedRecordError(ValueError):
     """A blob that is malformed, tampered with, moved, or sealed under another key: it does not open."""
 
 
-def _associated_data(header: bytes, initiative_id: int, record_id: uuid.UUID, country: str) -> bytes:
-    return header + struct.pack(">Q", initiative_id) + record_id.bytes + country.encode("ascii")
+def _associated_data(header: bytes, initiative_id: int, record_id: uuid.UUID | bytes, country: str) -> bytes:
+    # A reader in bulk may pass the record's 16 UUID bytes as they come from the database.
+    record_bytes = record_id if isinstance(record_id, bytes) else record_id.bytes
+    return header + struct.pack(">Q", initiative_id) + record_bytes + country.encode("ascii")
 
 
 def seal_with(key: UnwrappedKey, record_id: uuid.UUID, country: str, plaintext: bytes) -> bytes:
@@ -59,7 +61,7 @@ def sealed_version_bytes() -> slice:
     return slice(len(MAGIC), _HEADER.size)
 
 
-def open_with(key: UnwrappedKey, record_id: uuid.UUID, country: str, blob: bytes) -> bytes:
+def open_with(key: UnwrappedKey, record_id: uuid.UUID | bytes, country: str, blob: bytes) -> bytes:
     if sealed_version(blob) != key.version:
         raise SealedRecordError("The sealed record names another key version.")
     header, nonce, ciphertext = (
