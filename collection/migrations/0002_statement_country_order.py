@@ -4,19 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('collection', '0001_initial'),
+        ("collection", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='statement',
-            name='country',
+            model_name="statement",
+            name="country",
             field=models.CharField(max_length=2),
         ),
         migrations.AddIndex(
-            model_name='statement',
-            index=models.Index(fields=['country', 'submitted_at', 'id'], name='statement_country_order'),
+            model_name="statement",
+            index=models.Index(fields=["country", "submitted_at", "id"], name="statement_country_order"),
         ),
     ]
