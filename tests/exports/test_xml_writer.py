@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from collection.member_states import member_states
@@ -583,3 +585,35 @@ def test_memory_stays_flat_for_200000_statements(initiative_data: InitiativeExpo
     # libxml2's own allocations are not traced: a document kept in memory would show in the RSS.
     if resident_before is not None and resident_after is not None:
         assert resident_after - resident_before < 40 * 1024 * 1024
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(min_size=1, max_size=40))
+@example(text="\xa0")
+@example(text="\u3000 ")
+@example(text="a\x00b")
+@example(text="]]>&<\r\n'\"")
+@example(text="\ud800")
+def test_any_text_is_written_exactly_or_refused(initiative_data: InitiativeExportData, text: str) -> None:
+    """The escaping of the signature templates: whatever a value holds, the file either carries it back
+    exactly or the writer refuses it, and the fast path (a statement whose shape came before) decides as
+    the full checks do; it never writes a file that does not parse and validate."""
+    data = {**PART_A, "city": text}
+
+    def outcome(records: list[SignatureRecord]) -> list[str] | None:
+        try:
+            document = _written("DE", initiative_data, records)
+        except ExportDataError:
+            return None
+        signatures = _valid(document).findall("signatures/signature")
+        return [_properties(s)["oct.group.address"]["oct.property.city"] for s in signatures]
+
+    checked_in_full = outcome([_record(data)])
+    after_the_same_shape = outcome([_record(PART_A), _record(data)])
+    carried = all(
+        c in "\t\n\r" or " " <= c <= "\ud7ff" or "\ue000" <= c <= "\ufffd" or c >= "\U00010000" for c in text
+    )
+    if carried and text.strip():
+        assert checked_in_full == [text] and after_the_same_shape == [PART_A["city"], text]
+    else:
+        assert checked_in_full is None and after_the_same_shape is None
