@@ -93,6 +93,11 @@ def export_download_authorize(
     return bool(payload == _payload(initiative, job_id, user_id, kind))
 
 
+def export_download_filename(job: ExportJob, kind: DownloadKind) -> str:
+    """The name an organiser saves the file under, the one the authority expects: BE.xml.p7m."""
+    return f"{job.country}{FILE_SUFFIX if kind == DownloadKind.FILE else MANIFEST_SUFFIX}"
+
+
 def export_download_open(
     *, initiative: Initiative, job: ExportJob, actor: str, kind: DownloadKind
 ) -> ExportDownload:
@@ -100,9 +105,9 @@ def export_download_open(
     key = job.object_key if kind == DownloadKind.FILE else job.manifest_key
     if job.state != ExportJobState.DONE or not key:
         raise ExportDownloadUnavailableError(f"Export job {job.pk} has not finished.")
-    filename = f"{job.country}{FILE_SUFFIX if kind == DownloadKind.FILE else MANIFEST_SUFFIX}"
+    filename = export_download_filename(job, kind)
     storage = export_storage()
-    url = storage.download_url(key, settings.EXPORT_DOWNLOAD_LINK_SECONDS)
+    url = storage.download_url(key, settings.EXPORT_DOWNLOAD_LINK_SECONDS, filename=filename)
     path: Path | None = None
     if url is None:
         if not isinstance(storage, LocalExportStorage):

@@ -114,8 +114,9 @@ class ExportStorage(ABC):
         """Removes the object; deleting one that does not exist is not an error."""
 
     @abstractmethod
-    def download_url(self, key: str, expires_seconds: int) -> str | None:
-        """A short-lived link to the object, or None where the web application serves it itself."""
+    def download_url(self, key: str, expires_seconds: int, *, filename: str | None = None) -> str | None:
+        """A short-lived link to the object (saved as `filename`, by default the key's last part), or None
+        where the web application serves it itself."""
 
     @abstractmethod
     def leftovers_discard(self, key: str) -> int:
@@ -187,7 +188,7 @@ class LocalExportStorage(ExportStorage):
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 
-    def download_url(self, key: str, expires_seconds: int) -> str | None:
+    def download_url(self, key: str, expires_seconds: int, *, filename: str | None = None) -> str | None:
         self.path(key)  # the key is still checked: a caller must not learn to rely on bad keys
         return None
 
@@ -280,7 +281,7 @@ class S3ExportStorage(ExportStorage):
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload["UploadId"])
         return len(uploads)
 
-    def download_url(self, key: str, expires_seconds: int) -> str | None:
+    def download_url(self, key: str, expires_seconds: int, *, filename: str | None = None) -> str | None:
         if not 0 < expires_seconds <= PRESIGNED_MAXIMUM_SECONDS:
             raise ValueError(f"a download link lives 1 to {PRESIGNED_MAXIMUM_SECONDS} seconds")
         name = self.object_name(key)
@@ -289,7 +290,7 @@ class S3ExportStorage(ExportStorage):
             Params={
                 "Bucket": self.bucket,
                 "Key": name,
-                "ResponseContentDisposition": f'attachment; filename="{name.rsplit("/", 1)[-1]}"',
+                "ResponseContentDisposition": f'attachment; filename="{filename or name.rsplit("/", 1)[-1]}"',
             },
             ExpiresIn=expires_seconds,
         )

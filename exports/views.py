@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import LoginView, LogoutView
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -30,6 +31,7 @@ from exports.downloads import (
     DownloadKind,
     ExportDownloadUnavailableError,
     export_download_authorize,
+    export_download_filename,
     export_download_link_create,
     export_download_open,
 )
@@ -157,22 +159,32 @@ def _not_found(request: HttpRequest, job_id: int) -> HttpResponse:
 @require_POST
 @organiser_required
 def export_link_create(request: HttpRequest, job_id: int) -> HttpResponse:
-    """POST /manage/exports/<job>/link/ (kind=file|manifest): a new short-lived link, followed at once
-    (303), so the browser downloads without another click."""
+    """POST /manage/exports/<job>/link/ (kind=file|manifest): a new short-lived link, on a page of its
+    own. Not a redirect: the Content-Security-Policy's form-action would stop a form's redirect chain at
+    the storage's own host (S3), whereas following a link is a plain navigation."""
     form = DownloadLinkForm(request.POST)
     if not form.is_valid():
         return HttpResponse(form.errors["kind"][0], status=400, content_type="text/plain; charset=utf-8")
     job = export_job_done(job_id)
     if job is None:
         return _not_found(request, job_id)
+    kind = DownloadKind(form.cleaned_data["kind"])
     link = export_download_link_create(
         initiative=current_initiative(request),
         job=job,
         user_id=_user_id(request),
         actor=_actor(request),
-        kind=DownloadKind(form.cleaned_data["kind"]),
+        kind=kind,
     )
-    return _see_other(link)
+    context = manage_context(
+        request,
+        job=job,
+        link=link,
+        what="file" if kind == DownloadKind.FILE else "manifest",
+        filename=export_download_filename(job, kind),
+        minutes=max(1, settings.EXPORT_DOWNLOAD_LINK_SECONDS // 60),
+    )
+    return render(request, "manage/download_link.html", context)
 
 
 @never_cache
@@ -199,8 +211,12 @@ def export_download(request: HttpRequest, job_id: int, token: str, kind: str) ->
     if download.url is not None:
         return _see_other(download.url)
     assert download.path is not None
+    try:
+        opened = download.path.open("rb")
+    except FileNotFoundError:  # removed since it was looked up
+        return _not_found(request, job_id)
     response = FileResponse(
-        download.path.open("rb"),
+        opened,
         as_attachment=True,
         filename=download.filename,
         content_type=download.content_type,

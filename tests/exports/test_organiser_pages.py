@@ -11,6 +11,7 @@ import json
 import re
 import time
 import types
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -109,9 +110,12 @@ def done_job(exporting: ExportingInitiative, client: Client, country: str = "DE"
 
 
 def link_for(client: Client, job: ExportJob, kind: str = "file") -> str:
+    """The link the download page gives (a page, not a redirect: see exports.views.export_link_create)."""
     response = client.post(f"{EXPORTS}{job.pk}/link/", {"kind": kind})
-    assert response.status_code == 303, response.content.decode()
-    return str(response["Location"])
+    assert response.status_code == 200, response.content.decode()
+    found = re.search(r'id="download-link" href="([^"]+)"', response.content.decode())
+    assert found, response.content.decode()
+    return html.unescape(found.group(1))
 
 
 def streamed(response: Any) -> bytes:
@@ -564,6 +568,7 @@ def test_with_s3_the_download_redirects_to_a_short_lived_url_of_the_object(
     assert response.status_code == 303
     location = str(response["Location"])
     assert location.startswith(s3.client.meta.endpoint_url) and "Expires=" in location
+    assert "DE.xml.p7m" in urllib.parse.unquote(location), "saved under the name the authority expects"
     with urllib.request.urlopen(location, timeout=10) as fetched:  # noqa: S310  (our loopback server)
         assert fetched.read() == s3.read(job.object_key)
     assert len(audit_of(exporting.initiative, "export.download")) == 1
