@@ -13,6 +13,7 @@ import json
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -223,11 +224,12 @@ def export_run(job_id: int, *, owner: str | None = None) -> ExportOutcome:
         # The data or the registry will not change by retrying: say so on the job.
         _finish(job, owner=owner, state=ExportJobState.FAILED, error=str(error))
         return ExportOutcome(job.pk, ExportJobState.FAILED, 0, ran=True)
-    except Exception:
+    except Exception as error:
         # Possibly transient (database, storage): let the lease lapse at once so the reconciler re-sends
-        # the job, up to EXPORT_MAX_ATTEMPTS; the error's class only, its text may quote data.
+        # the job, up to EXPORT_MAX_ATTEMPTS. Logged by its class only: a message might quote data. (The
+        # task's retry machinery reports the exception itself; the transient ones are about connections.)
         ExportJob.objects.filter(pk=job.pk, lease_owner=owner).update(lease_until=timezone.now())
-        logger.exception("export job %s failed on attempt %s", job.pk, job.attempts)
+        logger.error("export job %s failed on attempt %s: %s", job.pk, job.attempts, type(error).__name__)
         raise
 
 
@@ -298,7 +300,11 @@ def _export_write(initiative: Initiative, job: ExportJob, owner: str) -> ExportO
 
 
 class _Progress:
-    """Renews the lease and records progress every EXPORT_PROGRESS_RECORDS records."""
+    """Renews the lease and records progress every EXPORT_PROGRESS_RECORDS records, and at the latest
+    when a third of the lease has passed (a slow storage must not let the lease lapse)."""
+
+    # How often the clock is looked at, in records: often enough for any lease, cheap enough per record.
+    CLOCK_RECORDS = 1000
 
     def __init__(self, job_id: int, owner: str) -> None:
         self.job_id = job_id
@@ -306,10 +312,16 @@ class _Progress:
 
     def counted(self, records: Iterator[SignatureRecord]) -> Iterator[SignatureRecord]:
         every = max(settings.EXPORT_PROGRESS_RECORDS, 1)
+        renew_after = settings.EXPORT_LEASE_SECONDS / 3
+        renewed_at = time.monotonic()
         for number, record in enumerate(records, start=1):
             yield record
-            if number % every == 0:
+            due = number % every == 0
+            if not due and number % self.CLOCK_RECORDS == 0:
+                due = time.monotonic() - renewed_at > renew_after
+            if due:
                 _renew(self.job_id, self.owner, records_written=number)
+                renewed_at = time.monotonic()
 
 
 def _finish(job: ExportJob, *, owner: str | None, state: str, error: str = "", **values: object) -> bool:
@@ -358,19 +370,26 @@ class _Snapshot:
         self.initiative_id = _current_initiative().pk
         self.schema = connection.schema_name
         self.stream: psycopg.Connection | None = None
+        # The fetching thread and its stop signal, ended by __exit__ whatever stopped the export.
+        self.stop = threading.Event()
+        self.fetcher: threading.Thread | None = None
 
     def __enter__(self) -> tuple[int, Iterator[SignatureRecord]]:
         parameters = connection.get_connection_params()
         parameters.pop("cursor_factory", None)
         parameters.pop("context", None)
         self.stream = psycopg.connect(**parameters, autocommit=False)
-        self.stream.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        self.stream.execute("SELECT set_config('search_path', %s, true)", [f'"{self.schema}"'])
-        table = Statement._meta.db_table
-        row = self.stream.execute(
-            f"SELECT count(*) FROM {table} WHERE country = %s",  # noqa: S608  (our table, bound values)
-            [self.country],
-        ).fetchone()
+        try:
+            self.stream.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            self.stream.execute("SELECT set_config('search_path', %s, true)", [f'"{self.schema}"'])
+            table = Statement._meta.db_table
+            row = self.stream.execute(
+                f"SELECT count(*) FROM {table} WHERE country = %s",  # noqa: S608  (our table, bound values)
+                [self.country],
+            ).fetchone()
+        except BaseException:
+            self.stream.close()
+            raise
         expected = int(row[0]) if row else 0
         return expected, self._records()
 
@@ -402,7 +421,7 @@ class _Snapshot:
         stream = self.stream
         assert stream is not None
         waiting: queue.Queue[object] = queue.Queue(maxsize=2)
-        stop = threading.Event()
+        stop = self.stop
         table = Statement._meta.db_table
         query = (
             # The submission day is the platform's local day, computed by PostgreSQL.
@@ -430,7 +449,7 @@ class _Snapshot:
             except BaseException as error:  # handed to the consumer, raised there
                 put(error)
 
-        fetcher = threading.Thread(target=fetch, name="export-fetch", daemon=True)
+        fetcher = self.fetcher = threading.Thread(target=fetch, name="export-fetch", daemon=True)
         fetcher.start()
         try:
             while True:
@@ -445,6 +464,11 @@ class _Snapshot:
             fetcher.join(timeout=30)
 
     def __exit__(self, *_: object) -> None:
+        # The export may have stopped mid-stream (bad data, a lost lease, the storage): the fetching
+        # thread stops before its connection goes, not when the generator is collected.
+        self.stop.set()
+        if self.fetcher is not None:
+            self.fetcher.join(timeout=30)
         if self.stream is not None:
             self.stream.rollback()
             self.stream.close()

@@ -7,12 +7,16 @@ import datetime
 import io
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from django.test import override_settings
+from django.utils import timezone
 from lxml import etree
 from pytest_django.plugin import DjangoDbBlocker
 
 from collection.member_states import member_states
+from collection.models import Statement
 from exports.certificates import certificate_load, private_key_load
 from exports.cms import ExportFileError, export_file_read
 from exports.models import ExportBatch, ExportJob, ExportJobState
@@ -242,3 +246,86 @@ def test_requests_and_results_are_in_the_audit_log(exporting_factory: Factory) -
         )
     )
     assert sorted(actions) == ["export.done", "export.requested"]
+
+
+def test_an_export_that_fails_mid_stream_stops_its_reader_and_leaves_no_file(
+    exporting_factory: Factory, committed_db: None, export_folders: Path
+) -> None:
+    import threading
+
+    exporting = exporting_factory({"DE": 600})
+    with exporting.initiative:
+        # One statement in the middle that cannot be written (a form revision the export does not know).
+        middle = sorted(Statement.objects.values_list("submitted_at", "id"))[300][1]
+        Statement.objects.filter(pk=middle).update(form_revision="unknown-revision")
+        (job,) = export_request(country="DE", actor="t")
+        with override_settings(EXPORT_FETCH_RECORDS=50):
+            outcome = export_run(job.pk)
+        job.refresh_from_db()
+    assert outcome.state == ExportJobState.FAILED and str(middle) in job.error and not job.object_key
+    assert not [thread for thread in threading.enumerate() if thread.name == "export-fetch"]
+    folder = export_folders / "storage" / "exports" / exporting.initiative.schema_name / "DE"
+    assert not folder.exists() or not list(folder.iterdir()), "nothing half-written left"
+
+
+def test_an_unexpected_failure_mid_stream_stops_the_reader_while_the_error_is_still_held(
+    exporting_factory: Factory, committed_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Celery's retry machinery holds a failed task's exception (and with it the reading generator),
+    the fetching thread must not wait for that to be let go."""
+    import threading
+
+    from exports import services
+    from exports.cms import ExportFileWriter
+
+    class FailingWriter(ExportFileWriter):
+        writes = 0
+
+        def write(self, data: bytes | bytearray | memoryview) -> int:
+            FailingWriter.writes += 1
+            if FailingWriter.writes == 1:  # the first chunk: about 256 statements in, with more to read
+                raise OSError("No space left on device")
+            return super().write(data)
+
+    monkeypatch.setattr(services, "ExportFileWriter", FailingWriter)
+    exporting = exporting_factory({"DE": 1200})
+    with exporting.initiative, override_settings(EXPORT_FETCH_RECORDS=20):
+        (job,) = export_request(country="DE", actor="t")
+        with pytest.raises(OSError) as held:
+            export_run(job.pk)
+        job.refresh_from_db()
+    assert held.value is not None and job.state == ExportJobState.RUNNING and job.lease_until is not None
+    assert job.lease_until <= timezone.now(), "the lease lapsed at once: the reconciler sends it again"
+    assert not [thread for thread in threading.enumerate() if thread.name == "export-fetch"]
+
+
+def test_the_lease_is_renewed_by_time_too_not_only_every_so_many_records(
+    exporting_factory: Factory, committed_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from exports import services
+
+    renewals: list[dict[str, object]] = []
+    renew = services._renew
+
+    def counted_renew(job_id: int, owner: str, **progress: object) -> None:
+        renewals.append(progress)
+        renew(job_id, owner, **progress)
+
+    monkeypatch.setattr(services, "_renew", counted_renew)
+    monkeypatch.setattr(services._Progress, "CLOCK_RECORDS", 10)
+    slow_open = services.open_with
+
+    def slowly(*args: object) -> bytes:
+        time.sleep(0.002)  # a slow export: 200 records take 0.4 s, longer than the lease below
+        return slow_open(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(services, "open_with", slowly)
+    exporting = exporting_factory({"FR": 200})
+    with exporting.initiative, override_settings(EXPORT_LEASE_SECONDS=0.15, EXPORT_PROGRESS_RECORDS=10**9):
+        (job,) = export_request(country="FR", actor="t")
+        outcome = export_run(job.pk)
+    assert outcome.state == ExportJobState.DONE
+    by_time = [progress for progress in renewals if progress.get("records_written", 0) not in (0, 200)]
+    assert len(by_time) >= 3, renewals
