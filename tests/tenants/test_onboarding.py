@@ -283,3 +283,16 @@ def test_failed_provisioning_removes_the_organiser_account_made_for_it(
 @pytest.mark.parametrize("slug", ["ok\n", "ok\n\n", "\nok"])
 def test_a_line_break_never_passes_for_a_slug(slug: str) -> None:
     assert "slug" in onboarding_errors(onboarding_request(slug, 14))
+
+
+def test_an_initiatives_statements_are_indexed_for_exports_and_not_by_country_alone(
+    alpha: Initiative,
+) -> None:
+    with alpha, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = 'collection_statement'",
+            [alpha.schema_name],
+        )
+        definitions = [row[0] for row in cursor.fetchall()]
+    assert any("(country, submitted_at, id)" in definition for definition in definitions), definitions
+    assert not any(definition.endswith("(country)") for definition in definitions), definitions
