@@ -101,15 +101,21 @@ def _login_counters(request: HttpRequest, username: str) -> list[tuple[str, int]
     ]
 
 
-def login_blocked(request: HttpRequest, username: str) -> bool:
-    counters = _login_counters(request, username)
-    counts = redis_client().mget([key for key, _limit in counters])
-    return any(int(count or 0) >= limit for (_key, limit), count in zip(counters, counts, strict=True))
-
-
-def login_failure_count(request: HttpRequest, username: str) -> None:
+def login_attempt_register(request: HttpRequest, username: str) -> bool:
+    """Count a sign-in attempt before its password is checked, and say whether it may go on: counting
+    first means simultaneous attempts cannot all slip under the limit. A success is uncounted."""
     pipeline = redis_client().pipeline(transaction=False)
-    for key, _limit in _login_counters(request, username):
+    counters = _login_counters(request, username)
+    for key, _limit in counters:
         pipeline.incr(key)
         pipeline.expire(key, LOGIN_WINDOW_SECONDS)
+    counts = pipeline.execute()[0::2]
+    return all(int(count) <= limit for (_key, limit), count in zip(counters, counts, strict=True))
+
+
+def login_success_uncount(request: HttpRequest, username: str) -> None:
+    """A successful sign-in is not a failure: take back what `login_attempt_register` counted."""
+    pipeline = redis_client().pipeline(transaction=False)
+    for key, _limit in _login_counters(request, username):
+        pipeline.decr(key)
     pipeline.execute()

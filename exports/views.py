@@ -20,8 +20,8 @@ from collection.forms import nationality_choices
 from exports.access import (
     LOGIN_WINDOW_SECONDS,
     current_initiative,
-    login_blocked,
-    login_failure_count,
+    login_attempt_register,
+    login_success_uncount,
     manage_context,
     manage_language_activate,
     organiser_required,
@@ -82,7 +82,7 @@ class OrganiserLoginView(LoginView):
         return {**super().get_context_data(**kwargs), **manage_context(self.request)}
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if login_blocked(request, request.POST.get("username", "")):
+        if not login_attempt_register(request, request.POST.get("username", "")):
             response = self.render_to_response(self.get_context_data(form=self.get_form(), blocked=True))
             response.status_code = 429
             response["Retry-After"] = str(LOGIN_WINDOW_SECONDS)
@@ -92,10 +92,10 @@ class OrganiserLoginView(LoginView):
     def form_valid(self, form: OrganiserAuthenticationForm) -> HttpResponse:  # type: ignore[override]
         response = super().form_valid(form)
         session_bind(self.request)
+        login_success_uncount(self.request, self.request.POST.get("username", ""))
         return response
 
     def form_invalid(self, form: OrganiserAuthenticationForm) -> HttpResponse:  # type: ignore[override]
-        login_failure_count(self.request, self.request.POST.get("username", ""))
         response = super().form_invalid(form)
         response.status_code = 400
         return response

@@ -227,6 +227,37 @@ def test_signing_out_needs_a_post_and_ends_the_session(
 # -- who may use the pages ----------------------------------------------------------------------------------
 
 
+def test_simultaneous_failed_sign_ins_cannot_slip_under_the_limit_together(
+    exporting_factory: Factory, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from django.db import connection
+
+    monkeypatch.setattr(access, "LOGIN_FAILURES_PER_ACCOUNT", 3)
+    exporting = exporting_factory({"DE": 1})
+    organiser = make_user(exporting.initiative)
+    start = threading.Barrier(8)
+    answers: list[int] = []
+
+    def attempt() -> None:
+        try:
+            client = client_for(exporting.initiative)
+            start.wait()
+            answers.append(
+                client.post(LOGIN, {"username": organiser.username, "password": "wrong"}).status_code
+            )
+        finally:
+            connection.close()  # this thread's own
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(answers) == [400, 400, 400, 429, 429, 429, 429, 429], "three checked, the rest refused"
+
+
 def test_anonymous_visitors_are_sent_to_sign_in(exporting_factory: Factory) -> None:
     exporting = exporting_factory({"DE": 1})
     client = client_for(exporting.initiative)
