@@ -101,8 +101,7 @@ def _statement_insert_unless_duplicate(
     )
     parameters: list[object] = [*values, sealed]
     if contact_email:
-        email_id = uuid.uuid4()
-        sealed_email = seal(initiative_id, email_id, "EU", contact_email.encode())
+        email_id, sealed_email = _contact_email_sealed(initiative_id, contact_email)
         sql += (
             f", new_email AS (INSERT INTO {ContactEmail._meta.db_table} "  # noqa: S608
             "(id, scope, key_version, sealed_email, given_on) "
@@ -127,9 +126,14 @@ def _statement_insert_unless_duplicate(
     )
 
 
-def _contact_email_store(initiative_id: int, address: str) -> ContactEmail:
+def _contact_email_sealed(initiative_id: int, address: str) -> tuple[uuid.UUID, bytes]:
+    """A new contact address record's id and its sealed address (scope "EU": no nationality is kept)."""
     record_id = uuid.uuid4()
-    sealed = seal(initiative_id, record_id, "EU", address.encode())
+    return record_id, seal(initiative_id, record_id, "EU", address.encode())
+
+
+def _contact_email_store(initiative_id: int, address: str) -> ContactEmail:
+    record_id, sealed = _contact_email_sealed(initiative_id, address)
     return ContactEmail.objects.create(
         id=record_id, scope="EU", key_version=sealed_version(sealed), sealed_email=sealed
     )

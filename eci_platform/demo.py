@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import os
 import secrets
 from dataclasses import dataclass
 
@@ -31,13 +33,20 @@ class DemoCredentials:
     password: str
 
 
+def _generated_password(file_name: str) -> str:
+    """A development password, generated once in the data folder; the file is created 0600, never
+    readable by others even for an instant."""
+    password_file = data_dir() / file_name
+    with contextlib.suppress(FileExistsError):
+        descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(12))
+    return password_file.read_text().strip()
+
+
 def operator_account_ensure() -> DemoCredentials:
     """A staff superuser for the console; its password is generated once and kept in the data folder."""
-    password_file = data_dir() / "operator-password"
-    if not password_file.exists():
-        password_file.write_text(secrets.token_urlsafe(12))
-        password_file.chmod(0o600)
-    password = password_file.read_text().strip()
+    password = _generated_password("operator-password")
     user_model = get_user_model()
     user = user_model.objects.filter(username=OPERATOR_USERNAME).first()
     if user is None:
@@ -50,11 +59,7 @@ def operator_account_ensure() -> DemoCredentials:
 
 def organiser_account_ensure(initiative: Initiative) -> DemoCredentials:
     """An organiser of the demo initiative (for its /manage/ pages); password generated once."""
-    password_file = data_dir() / "organiser-password"
-    if not password_file.exists():
-        password_file.write_text(secrets.token_urlsafe(12))
-        password_file.chmod(0o600)
-    password = password_file.read_text().strip()
+    password = _generated_password("organiser-password")
     user_model = get_user_model()
     user = user_model.objects.filter(username=ORGANISER_USERNAME).first()
     if user is None:

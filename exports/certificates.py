@@ -46,6 +46,13 @@ def certificate_fingerprint(certificate: x509.Certificate) -> str:
     return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
+def fingerprint_normalised(text: object) -> str:
+    """A SHA-256 fingerprint as `certificate_fingerprint` writes it (upper-case hex pairs joined by
+    colons), whatever colons, spaces and case it was typed or stored with."""
+    hex_digits = "".join(character for character in str(text) if character not in ": \t").upper()
+    return ":".join(hex_digits[index : index + 2] for index in range(0, len(hex_digits), 2))
+
+
 def certificate_rsa_key(certificate: x509.Certificate) -> rsa.RSAPublicKey:
     """The certificate's RSA public key, refused unless RSA of at least RSA_MINIMUM_BITS bits."""
     try:

@@ -20,21 +20,12 @@ def export_jobs_to_resume() -> QuerySet[ExportJob]:
     return ExportJob.objects.filter(
         Q(state=ExportJobState.RUNNING, lease_until__lt=now)
         | Q(state=ExportJobState.QUEUED, lease_until__isnull=True, requested_at__lt=now - UNCLAIMED_GRACE)
-        | Q(state=ExportJobState.QUEUED, lease_until__lt=now)
     ).order_by("pk")
 
 
 def export_jobs_recent(limit: int = 200) -> QuerySet[ExportJob]:
     """The initiative's export history, newest first."""
     return ExportJob.objects.select_related("batch").order_by("-requested_at", "-pk")[:limit]
-
-
-def export_job(job_id: int) -> ExportJob | None:
-    return ExportJob.objects.filter(pk=job_id).first()
-
-
-def export_batch(batch_id: int) -> ExportBatch | None:
-    return ExportBatch.objects.filter(pk=batch_id).first()
 
 
 def export_batches_recent(limit: int = 50) -> QuerySet[ExportBatch]:

@@ -25,7 +25,6 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from lxml import etree
 
 from collection.member_states import member_states
 from collection.models import Statement
@@ -245,7 +244,7 @@ def _export_write(initiative: Initiative, job: ExportJob, owner: str) -> ExportO
     manifest_key = export_object_key(initiative.schema_name, job.country, job.pk, MANIFEST_SUFFIX)
     initiative_data = initiative_export_data(initiative)
 
-    with _statements_snapshot(job.country) as (expected, records):
+    with _Snapshot(job.country) as (expected, records):
         _renew(job.pk, owner, records_expected=expected)
         progress = _Progress(job.pk, owner)
         with storage.open_writer(object_key) as output:
@@ -472,19 +471,3 @@ class _Snapshot:
         if self.stream is not None:
             self.stream.rollback()
             self.stream.close()
-
-
-def _statements_snapshot(country: str) -> _Snapshot:
-    return _Snapshot(country)
-
-
-def export_validate_xml(xml: bytes) -> None:
-    """Raise ExportDataError unless `xml` is valid against the project's XSD (for tests and verify)."""
-    from exports.xml_writer import export_schema
-
-    document = etree.fromstring(xml)
-    schema = export_schema()
-    if not schema.validate(document):
-        raise ExportDataError(
-            f"The XML is not valid against {SCHEMA_PATH.name}: {schema.error_log.last_error}"
-        )

@@ -375,18 +375,14 @@ class _S3Upload:
                 )
 
 
-def default_storage_url() -> str:
-    return str(Path(settings.BASE_DIR) / ".data" / "exports")
-
-
 def export_storage() -> ExportStorage:
     """The storage the settings name. Instances are shared: an S3 client is costly to build."""
-    url = getattr(settings, "EXPORT_STORAGE_URL", None) or default_storage_url()
+    url = settings.EXPORT_STORAGE_URL
     return export_storage_for(
         url,
-        s3_endpoint_url=getattr(settings, "EXPORT_S3_ENDPOINT_URL", None) or None,
-        s3_region=getattr(settings, "EXPORT_S3_REGION", None) or None,
-        s3_part_bytes=int(getattr(settings, "EXPORT_S3_PART_BYTES", None) or S3_DEFAULT_PART_BYTES),
+        s3_endpoint_url=settings.EXPORT_S3_ENDPOINT_URL or None,
+        s3_region=settings.EXPORT_S3_REGION or None,
+        s3_part_bytes=settings.EXPORT_S3_PART_BYTES,
     )
 
 

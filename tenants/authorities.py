@@ -12,18 +12,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from collection.member_states import member_state
-from exports.certificates import CertificateError, certificate_fingerprint, certificate_load
+from exports.certificates import (
+    CertificateError,
+    certificate_fingerprint,
+    certificate_load,
+    fingerprint_normalised,
+)
 from tenants.models import CompetentAuthority
 from tenants.services import audit_record
 
 
 class AuthorityError(Exception):
     """A registration, confirmation or use the registry refuses; the message says why, for people."""
-
-
-def _normalised_fingerprint(text: str) -> str:
-    hex_digits = "".join(character for character in text if character not in ": \t").upper()
-    return ":".join(hex_digits[index : index + 2] for index in range(0, len(hex_digits), 2))
 
 
 def _country_checked(country: str) -> str:
@@ -71,7 +71,7 @@ def authority_confirm(*, country: str, fingerprint: str, actor: str) -> Competen
         authority = CompetentAuthority.objects.select_for_update().filter(country=code).first()
         if authority is None:
             raise AuthorityError(f"No certificate is registered for {code}.")
-        matches = _normalised_fingerprint(fingerprint) == authority.fingerprint_sha256
+        matches = fingerprint_normalised(fingerprint) == authority.fingerprint_sha256
         if matches:
             authority.confirmed_by = actor
             authority.confirmed_at = timezone.now()

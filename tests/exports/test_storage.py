@@ -23,7 +23,6 @@ from exports.storage import (
     LocalExportStorage,
     S3ExportStorage,
     check_object_key,
-    default_storage_url,
     export_object_key,
     export_storage,
     export_storage_for,
@@ -192,12 +191,6 @@ def test_the_storage_follows_the_url_setting(tmp_path: Path) -> None:
         storage = export_storage()
         assert isinstance(storage, LocalExportStorage)
         assert storage.root == (Path(settings.BASE_DIR) / "relative" / "exports").resolve()
-
-
-def test_the_default_is_a_folder_in_the_data_folder() -> None:
-    from django.conf import settings
-
-    assert Path(default_storage_url()) == Path(settings.BASE_DIR) / ".data" / "exports"
 
 
 @pytest.mark.parametrize(

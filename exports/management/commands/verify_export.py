@@ -29,7 +29,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from lxml import etree
 
-from exports.certificates import CertificateError, certificate_fingerprint, certificate_load, private_key_load
+from exports.certificates import (
+    CertificateError,
+    certificate_fingerprint,
+    certificate_load,
+    fingerprint_normalised,
+    private_key_load,
+)
 from exports.cms import ExportFileError, VerifiedExport, export_file_read
 from exports.services import (
     FILE_SUFFIX,
@@ -270,10 +276,6 @@ def default_manifest_paths(file: Path) -> list[Path]:
     return candidates
 
 
-def _fingerprint_form(value: object) -> str:
-    return str(value).replace(":", "").upper()
-
-
 _MISSING = object()
 
 
@@ -314,7 +316,7 @@ def manifest_mismatches(manifest: dict[str, Any], outcome: _Outcome) -> tuple[li
             {
                 "content.bytes": (verified.content_bytes, int),
                 "content.sha256": (verified.content_sha256, str.lower),
-                "platform_certificate_sha256": (verified.signer_fingerprint, _fingerprint_form),
+                "platform_certificate_sha256": (verified.signer_fingerprint, fingerprint_normalised),
             }
         )
         if xml is not None and xml.error is None:  # values that failed the XSD are not quoted
@@ -328,7 +330,7 @@ def manifest_mismatches(manifest: dict[str, Any], outcome: _Outcome) -> tuple[li
         if outcome.authority_certificate_sha256 is not None:
             actual["authority_certificate_sha256"] = (
                 outcome.authority_certificate_sha256,
-                _fingerprint_form,
+                fingerprint_normalised,
             )
     mismatches = []
     for name, (value, normal) in actual.items():
