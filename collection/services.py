@@ -42,12 +42,20 @@ def statement_record(
     record_id = uuid.uuid4()
     sealed = seal(initiative_id, record_id, country, personal_data_encode(personal_data))
     index_version, digest = index_digest(initiative_id, identity)
+    statement = Statement(
+        id=record_id,
+        country=country,
+        form_revision=form_revision,
+        submitted_at=timezone.now(),
+        key_version=sealed_version(sealed),
+        index_digest=digest,
+        index_key_version=index_version,
+        sealed_personal_data=sealed,
+    )
     if digests == [digest]:
         # One live index key (outside an index rotation): the unique digest alone decides, in one
         # statement, whoever arrives at the same instant.
-        return _statement_insert_unless_duplicate(
-            record_id, country, form_revision, sealed, index_version, digest, initiative_id, contact_email
-        )
+        return _statement_insert_unless_duplicate(statement, initiative_id, contact_email)
     try:
         with transaction.atomic():
             # Two submissions of one person serialise here, whichever index key each process writes
@@ -60,46 +68,36 @@ def statement_record(
                 raise DuplicateStatementError
             if contact_email:
                 _contact_email_store(initiative_id, contact_email)
-            return Statement.objects.create(
-                id=record_id,
-                country=country,
-                form_revision=form_revision,
-                key_version=sealed_version(sealed),
-                index_digest=digest,
-                index_key_version=index_version,
-                sealed_personal_data=sealed,
-            )
+            statement.save(force_insert=True)
+            return statement
     except IntegrityError:
         # The same person at the same instant: the unique digest lets exactly one row in.
         raise DuplicateStatementError from None
 
 
 _STATEMENT_COLUMNS = (
-    "id, country, form_revision, submitted_at, key_version, index_digest, index_key_version, "
-    "sealed_personal_data"
+    "id",
+    "country",
+    "form_revision",
+    "submitted_at",
+    "key_version",
+    "index_digest",
+    "index_key_version",
+    "sealed_personal_data",
 )
 
 
 def _statement_insert_unless_duplicate(
-    record_id: uuid.UUID,
-    country: str,
-    form_revision: str,
-    sealed: bytes,
-    index_version: int,
-    digest: bytes,
-    initiative_id: int,
-    contact_email: str,
+    statement: Statement, initiative_id: int, contact_email: str
 ) -> Statement:
     """The hot path of signing: one round trip, atomic without a transaction block. The contact address
     (if any) is written by the same statement and only when the statement itself went in."""
-    submitted_at = timezone.now()
-    values = [record_id, country, form_revision, submitted_at, sealed_version(sealed), digest, index_version]
     # Table and column names are our models'; every value is a bound parameter.
     sql = (
-        f"WITH new_statement AS (INSERT INTO {Statement._meta.db_table} ({_STATEMENT_COLUMNS}) "  # noqa: S608
+        f"WITH new_statement AS (INSERT INTO {Statement._meta.db_table} ({', '.join(_STATEMENT_COLUMNS)}) "  # noqa: S608
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (index_digest) DO NOTHING RETURNING id)"
     )
-    parameters: list[object] = [*values, sealed]
+    parameters: list[object] = [getattr(statement, column) for column in _STATEMENT_COLUMNS]
     if contact_email:
         email_id, sealed_email = _contact_email_sealed(initiative_id, contact_email)
         sql += (
@@ -114,16 +112,7 @@ def _statement_insert_unless_duplicate(
         (inserted,) = cursor.fetchone()
     if not inserted:
         raise DuplicateStatementError
-    return Statement(
-        id=record_id,
-        country=country,
-        form_revision=form_revision,
-        submitted_at=submitted_at,
-        key_version=sealed_version(sealed),
-        index_digest=digest,
-        index_key_version=index_version,
-        sealed_personal_data=sealed,
-    )
+    return statement
 
 
 def _contact_email_sealed(initiative_id: int, address: str) -> tuple[uuid.UUID, bytes]:
