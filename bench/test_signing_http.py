@@ -3,7 +3,8 @@ validation, the duplicate index, encryption, the insert; with p50 and p99 latenc
 same run a plain PostgreSQL single-row insert rate from pgbench for scale.
 
 Run with `make bench`. Needs wrk and pgbench on the machine (Debian: apt-get install wrk; pgbench comes
-with PostgreSQL). BENCH_SIGNING_SECONDS (default 30), BENCH_GUNICORN_WORKERS (default 3) and
+with PostgreSQL). BENCH_SIGNING_COUNTRY (AT, a Part B form, the default; DE, Part A), BENCH_SIGNING_SECONDS
+(default 30), BENCH_GUNICORN_WORKERS (default 3) and
 BENCH_WRK_CONNECTIONS (default 32) change the run.
 """
 
@@ -42,6 +43,9 @@ CONNECTIONS = int(os.environ.get("BENCH_WRK_CONNECTIONS", "32"))
 # sync closes the connection after each answer; gthread keeps it open (wrk reuses it) with THREADS each.
 WORKER_CLASS = os.environ.get("BENCH_GUNICORN_WORKER_CLASS", "sync")
 THREADS = int(os.environ.get("BENCH_GUNICORN_THREADS", "2"))
+# AT: an Annex III Part B form (document number); DE: Part A (address and date of birth).
+COUNTRY = os.environ.get("BENCH_SIGNING_COUNTRY", "AT")
+assert COUNTRY in ("AT", "DE"), "BENCH_SIGNING_COUNTRY is AT or DE"
 PROOF_COST = 1000
 
 WRK_SCRIPT = """
@@ -61,9 +65,30 @@ wrk.headers["Host"] = os.getenv("SITE_HOST")
 request = function()
   counter = counter + 1
   local share = math.floor(#bodies / 2)
-  return wrk.format(nil, "/sign/AT/", nil, bodies[(id * share) + (counter % share) + 1])
+  return wrk.format(nil, os.getenv("SIGN_PATH"), nil, bodies[(id * share) + (counter % share) + 1])
 end
 """
+
+
+def _person(number: int) -> dict[str, str]:
+    """A different person for each number, as the form of COUNTRY asks (AT: Part B, DE: Part A)."""
+    if COUNTRY == "DE":
+        return {
+            "first_names": "Anna",
+            "family_names": f"Bench {number}",
+            "street": "Heidestraße",
+            "street_number": "17",
+            "postal_code": "51147",
+            "city": "Köln",
+            "country_of_residence": "DE",
+            "date_of_birth": "1964-08-12",
+        }
+    return {
+        "first_names": "Anna",
+        "family_names": f"Bench {number}",
+        "document_type": "passport",
+        "document_number": f"P{number:08d}",
+    }
 
 
 def _proof(initiative_id: int) -> str:
@@ -78,7 +103,7 @@ def _proof(initiative_id: int) -> str:
 
 def _csrf_pair(port: int, host: str) -> tuple[str, str]:
     """The CSRF cookie and form token a browser gets with the form page."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/sign/AT/", headers={"Host": host})
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/sign/{COUNTRY}/", headers={"Host": host})
     with urllib.request.urlopen(request, timeout=30) as page:  # noqa: S310  (our own server on loopback)
         cookie = re.search(r"csrftoken=([^;]+)", page.headers["Set-Cookie"])
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.read().decode())
@@ -179,10 +204,7 @@ def test_accepted_statements_per_second_against_gunicorn(
                     urlencode(
                         {
                             "csrfmiddlewaretoken": csrf_token,
-                            "first_names": "Anna",
-                            "family_names": f"Bench {number}",
-                            "document_type": "passport",
-                            "document_number": f"P{number:08d}",
+                            **_person(number),
                             "declaration": "on",
                             "altcha": _proof(initiative.pk),
                         }
@@ -206,7 +228,13 @@ def test_accepted_statements_per_second_against_gunicorn(
                 script.name,
                 f"http://127.0.0.1:{port}",
             ],
-            env={**os.environ, "BODIES": bodies.name, "CSRF_COOKIE": csrf_cookie, "SITE_HOST": host},
+            env={
+                **os.environ,
+                "BODIES": bodies.name,
+                "CSRF_COOKIE": csrf_cookie,
+                "SITE_HOST": host,
+                "SIGN_PATH": f"/sign/{COUNTRY}/",
+            },
             capture_output=True,
             text=True,
             timeout=SECONDS + 120,
@@ -237,6 +265,7 @@ def test_accepted_statements_per_second_against_gunicorn(
                 "seconds": SECONDS,
                 "gunicorn_workers": WORKERS,
                 "gunicorn_worker_class": WORKER_CLASS,
+                "country": COUNTRY,
                 "connections": CONNECTIONS,
                 "requests": requests,
                 "accepted_statements": accepted,
