@@ -19,7 +19,6 @@ import pytest
 from django.conf import settings
 from pytest_django.plugin import DjangoDbBlocker
 
-from bench.loading import statements_bulk_load
 from collection.models import Statement
 from collection.views import FORM_REVISION
 from eci_platform.embedded import REPOSITORY_ROOT
@@ -30,6 +29,7 @@ from tenants.authorities import authority_confirm, authority_register
 from tenants.db import connection
 from tenants.models import CompetentAuthority, Initiative
 from tenants.services import initiative_details_save, initiative_register_texts_update
+from tests.loading import statements_bulk_load
 from tests.processes import platform_environment
 
 pytestmark = pytest.mark.bench

@@ -21,7 +21,6 @@ from django.conf import settings
 from django.test import override_settings
 from pytest_django.plugin import DjangoDbBlocker
 
-from bench.loading import statements_bulk_load
 from collection.models import Statement
 from collection.sealed import identity_of, personal_data_encode
 from eci_platform.embedded import REPOSITORY_ROOT
@@ -36,6 +35,7 @@ from tenants.keyring.rotation import (
 )
 from tenants.keyring.sealing import open_with, seal_with
 from tenants.models import Initiative, KeyPurpose
+from tests.loading import statements_bulk_load
 from tests.processes import platform_environment
 
 pytestmark = pytest.mark.bench

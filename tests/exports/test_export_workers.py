@@ -18,10 +18,11 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections
 from django.test import override_settings
 from django.utils import timezone
 
+from collection.views import FORM_REVISION
 from eci_platform.celery import app
 from eci_platform.embedded import REPOSITORY_ROOT
 from exports.certificates import (
@@ -36,12 +37,14 @@ from exports.selectors import export_jobs_to_resume
 from exports.services import export_request, export_run, platform_signing_identity
 from exports.storage import S3ExportStorage, export_storage
 from tenants.models import CompetentAuthority
-from tests.exports.conftest import AuthorityKeys, ExportingInitiative
+from tests.exports.conftest import AuthorityKeys, ExportingInitiative, personal_data_of
+from tests.loading import statements_bulk_load
 from tests.processes import platform_environment
 from workers.tasks import reconcile_exports, run_export
 
 Factory = Callable[[dict[str, int]], ExportingInitiative]
 QUEUES = ["default", "exports", "keys", "maintenance"]
+STATEMENTS_TO_KILL_IN = 100_000
 
 
 def decrypted(job: ExportJob, keys: AuthorityKeys) -> bytes:
@@ -83,16 +86,24 @@ def wait_for(job_ids: list[int], timeout: float = 60) -> None:
 def test_a_worker_killed_mid_export_is_replaced_after_its_lease_and_one_file_results(
     exporting_factory: Factory, authority_keys: AuthorityKeys, keystore: Path, export_folders: Path
 ) -> None:
-    exporting = exporting_factory({"DE": 1500})
+    exporting = exporting_factory({"DE": 1})
     initiative = exporting.initiative
+    # Enough statements that the export runs for about a second: time to kill it half way.
+    person = personal_data_of("DE", 0)
+    statements_bulk_load(
+        initiative,
+        STATEMENTS_TO_KILL_IN,
+        country="DE",
+        person=lambda number: {**person, "family_names": f"Killed Worker {number}"},
+        form_revision=FORM_REVISION,
+    )
+    total = STATEMENTS_TO_KILL_IN + 1
     with initiative:
         (job,) = export_request(country="DE", actor="t")
         (undisturbed,) = export_request(country="DE", actor="t")
-        ExportJob.objects.filter(pk=job.pk).update(requested_at=timezone.now())
     settings_for_the_worker = {
         "EXPORT_LEASE_SECONDS": "1",
-        "EXPORT_PROGRESS_RECORDS": "500",
-        "EXPORT_FETCH_RECORDS": "100",
+        "EXPORT_PROGRESS_RECORDS": "5000",
         "EXPORT_STORAGE_URL": settings.EXPORT_STORAGE_URL,
         "EXPORT_SIGNING_KEY_FILE": settings.EXPORT_SIGNING_KEY_FILE,
         "EXPORT_SIGNING_CERTIFICATE_FILE": settings.EXPORT_SIGNING_CERTIFICATE_FILE,
@@ -103,30 +114,27 @@ def test_a_worker_killed_mid_export_is_replaced_after_its_lease_and_one_file_res
         "initiative = Initiative.objects.get(pk=int(sys.argv[1])); initiative.__enter__(); "
         "export_run(int(sys.argv[2]))"
     )
-    # The worker starts, writes part of the file, and waits on the job row at its first progress
-    # report (500 records), which this test holds locked; then it is killed.
+    worker = subprocess.Popen(
+        [sys.executable, "-c", script, str(initiative.pk), str(job.pk)],
+        cwd=REPOSITORY_ROOT,
+        env=platform_environment(keystore, **settings_for_the_worker),
+    )
     with initiative:
-        with transaction.atomic():
-            worker = subprocess.Popen(
-                [sys.executable, "-c", script, str(initiative.pk), str(job.pk)],
-                cwd=REPOSITORY_ROOT,
-                env=platform_environment(keystore, **settings_for_the_worker),
-            )
-            deadline = time.monotonic() + 60
-            while ExportJob.objects.get(pk=job.pk).records_expected is None:
-                assert worker.poll() is None, "the worker ended before it was killed"
-                assert time.monotonic() < deadline, "the worker did not start the export"
-                time.sleep(0.05)
-            ExportJob.objects.select_for_update().get(pk=job.pk)
-            time.sleep(1.0)  # it reaches its progress report and waits on the lock
-            assert worker.poll() is None
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(timeout=30)
-        close_old_connections()
+        # Killed once it has reported progress (5,000 statements written), long before the end.
+        deadline = time.monotonic() + 60
+        while ExportJob.objects.get(pk=job.pk).records_written < 5000:
+            assert worker.poll() is None, "the worker ended before it was killed"
+            assert time.monotonic() < deadline, "the worker did not get going"
+            time.sleep(0.01)
+        assert worker.poll() is None, "the worker finished before it could be killed"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
         job.refresh_from_db()
         assert job.state == ExportJobState.RUNNING and job.attempts == 1 and not job.object_key
+        assert 5000 <= job.records_written < total
         folder = export_storage().path(f"exports/{initiative.schema_name}/DE/x").parent  # type: ignore[attr-defined]
-        assert any(name.endswith(".partial") for name in all_files(folder)), "it had written part of the file"
+        partials = [path for path in folder.iterdir() if path.name.endswith(".partial")]
+        assert partials and partials[0].stat().st_size > 0, "it had written part of the file"
 
         with override_settings(EXPORT_LEASE_SECONDS=1):
             time.sleep(1.1)  # the killed worker's lease runs out
@@ -137,7 +145,7 @@ def test_a_worker_killed_mid_export_is_replaced_after_its_lease_and_one_file_res
         undisturbed.refresh_from_db()
 
     assert resumed.ran and job.state == ExportJobState.DONE and job.attempts == 2
-    assert job.records_written == 1500
+    assert job.records_written == total
     assert all_files(folder) == sorted(
         [
             f"{job.pk}.xml.p7m",
