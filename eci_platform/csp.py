@@ -43,6 +43,14 @@ def _settings_policies_forget(*, setting: str, **_: Any) -> None:
         settings_policies.cache_clear()
 
 
+def _excluded_prefixes() -> bool:
+    # Paths left out of a policy are django-csp's to judge; none are configured here.
+    return any(
+        (getattr(settings, name, None) or {}).get("EXCLUDE_URL_PREFIXES")
+        for name in ("CONTENT_SECURITY_POLICY", "CONTENT_SECURITY_POLICY_REPORT_ONLY")
+    )
+
+
 class SettingsPolicyCSPMiddleware(CSPMiddleware):
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         custom = (
@@ -51,6 +59,7 @@ class SettingsPolicyCSPMiddleware(CSPMiddleware):
             or any(hasattr(response, name) for name in PER_RESPONSE_ATTRIBUTES)
             or HEADER in response
             or HEADER_REPORT_ONLY in response
+            or _excluded_prefixes()
         )
         if custom:
             return super().process_response(request, response)

@@ -9,15 +9,16 @@ a disk. A re-run (lease expired, second delivery) writes the same object key, so
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import logging
+import os
 import queue
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 
 import orjson
 import psycopg
@@ -176,8 +177,8 @@ def _renew(job_id: int, owner: str, **progress: object) -> None:
         raise _LeaseLostError
 
 
-@cache
-def _signing_identity(key_file: str, certificate_file: str) -> SigningIdentity:
+@functools.lru_cache(maxsize=4)
+def _signing_identity(key_file: str, certificate_file: str, _versions: tuple[int, ...]) -> SigningIdentity:
     return signing_identity_from_files(key_file, certificate_file)
 
 
@@ -188,7 +189,14 @@ def platform_signing_identity() -> SigningIdentity:
 
         signing_identity_files_ensure()
     try:
-        return _signing_identity(settings.EXPORT_SIGNING_KEY_FILE, settings.EXPORT_SIGNING_CERTIFICATE_FILE)
+        key_file, certificate_file = (
+            settings.EXPORT_SIGNING_KEY_FILE,
+            settings.EXPORT_SIGNING_CERTIFICATE_FILE,
+        )
+        # Keyed by the files' change times too: a renewed key or certificate (a mounted secret updated
+        # in place) is read again without restarting the workers.
+        versions = (os.stat(key_file).st_mtime_ns, os.stat(certificate_file).st_mtime_ns)
+        return _signing_identity(key_file, certificate_file, versions)
     except (OSError, CertificateError) as error:
         # A configuration fault: say which setting, never the key's content.
         reason = error.strerror if isinstance(error, OSError) else str(error)

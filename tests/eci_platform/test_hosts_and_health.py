@@ -77,3 +77,22 @@ def test_a_process_remembers_hosts_for_the_configured_time(alpha: Initiative) ->
         selectors._hosts.clear()
         assert client_for(alpha).get("/").status_code == 404
     selectors._hosts.clear()
+
+
+def test_the_csp_header_built_once_equals_django_csps_own(alpha: Initiative) -> None:
+    """The cached policy (eci_platform/csp.py) and the one django-csp builds per response agree, and a
+    per-response policy still goes through django-csp."""
+    from csp.utils import build_policy
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from eci_platform.csp import SettingsPolicyCSPMiddleware
+
+    answered = client_for(alpha).get("/sign/")
+    assert answered["Content-Security-Policy"] == build_policy()
+    middleware = SettingsPolicyCSPMiddleware(lambda request: HttpResponse())
+    request = RequestFactory().get("/")
+    middleware.process_request(request)
+    response = HttpResponse()
+    response._csp_update = {"img-src": ["https://maps.example"]}  # type: ignore[attr-defined]
+    assert "https://maps.example" in middleware.process_response(request, response)["Content-Security-Policy"]

@@ -328,3 +328,26 @@ def test_the_lease_is_renewed_by_time_too_not_only_every_so_many_records(
     assert outcome.state == ExportJobState.DONE
     by_time = [progress for progress in renewals if progress.get("records_written", 0) not in (0, 200)]
     assert len(by_time) >= 3, renewals
+
+
+def test_a_renewed_signing_key_is_used_without_a_restart(export_folders: Path, tmp_path: Path) -> None:
+    import os
+
+    from exports.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
+
+    key_file, certificate_file = tmp_path / "platform.key", tmp_path / "platform.crt"
+    first_key, first_certificate = self_signed_certificate_create("First platform key")
+    key_file.write_bytes(first_key)
+    certificate_file.write_bytes(first_certificate)
+    with override_settings(
+        EXPORT_SIGNING_KEY_FILE=str(key_file), EXPORT_SIGNING_CERTIFICATE_FILE=str(certificate_file)
+    ):
+        before = platform_signing_identity().fingerprint
+        second_key, second_certificate = self_signed_certificate_create("Renewed platform key")
+        key_file.write_bytes(second_key)
+        certificate_file.write_bytes(second_certificate)
+        for path in (key_file, certificate_file):  # a later change time, whatever the clock's resolution
+            os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+        after = platform_signing_identity().fingerprint
+    assert before != after
+    assert after == certificate_fingerprint(certificate_load(second_certificate))
