@@ -23,7 +23,8 @@ else:
     raise ImproperlyConfigured("The environment variable DATABASE_URL is required.")
 
 # django-tenants sets search_path per session: never put a transaction-mode pooler in front.
-_database["ENGINE"] = "django_tenants.postgresql_backend"
+# django-tenants' backend, with a cheaper health check (eci_platform/database/base.py).
+_database["ENGINE"] = "eci_platform.database"
 _database.setdefault("CONN_MAX_AGE", 60)
 _database["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _database}

@@ -1,0 +1,1 @@
+"""The database backend: django-tenants' PostgreSQL backend with a cheaper connection health check."""
