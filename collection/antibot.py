@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import functools
 import hashlib
 import hmac
 import json
@@ -28,9 +29,12 @@ SPENT_SECONDS = int(CHALLENGE_LIFETIME.total_seconds()) + 60
 
 def _hmac_key(initiative_id: int) -> str:
     # One key per initiative: a solution made for one initiative's form is useless on another's.
-    return hmac.new(
-        settings.SECRET_KEY.encode(), f"altcha:{initiative_id}".encode(), hashlib.sha256
-    ).hexdigest()
+    return _hmac_key_derived(settings.SECRET_KEY, initiative_id)
+
+
+@functools.lru_cache(maxsize=1024)
+def _hmac_key_derived(secret_key: str, initiative_id: int) -> str:
+    return hmac.new(secret_key.encode(), f"altcha:{initiative_id}".encode(), hashlib.sha256).hexdigest()
 
 
 def challenge_create(initiative_id: int, cost: int) -> dict[str, object]:
@@ -71,12 +75,15 @@ def proof_verify(initiative_id: int, payload: str) -> Proof:
     if not payload or len(payload) > 2000:
         return Proof("missing" if not payload else "invalid")
     try:
-        valid, _error = altcha.verify_solution(payload, _hmac_key(initiative_id), check_expires=True)
+        # Decoded once here; the library takes the decoded payload as well as the text.
+        solved = json.loads(base64.b64decode(payload))
+        if not isinstance(solved, dict):
+            return Proof("invalid")
+        valid, _error = altcha.verify_solution(solved, _hmac_key(initiative_id), check_expires=True)
     except (ValueError, TypeError, KeyError, AttributeError, binascii.Error):
         valid = False
     if not valid:
         return Proof("invalid")
-    solved = json.loads(base64.b64decode(payload))
     cost = parse_qs(str(solved["salt"]).partition("?")[2]).get("cost", ["0"])[0]
     # The challenge's signature names it (whatever the payload's formatting); set-if-absent on this key
     # makes the first use the only one.

@@ -47,7 +47,8 @@ def chosen_language(request: HttpRequest, registered_language: str) -> str:
     asked = request.GET.get("lang", "")
     if asked in EU_LANGUAGE_CODES:
         return asked
-    for accepted, _quality in parse_accept_lang_header(request.headers.get("Accept-Language", "")):
+    # META, not request.headers: that would build a mapping of every header for this one.
+    for accepted, _quality in parse_accept_lang_header(request.META.get("HTTP_ACCEPT_LANGUAGE", "")):
         base = accepted.split("-", 1)[0].lower()
         if base in EU_LANGUAGE_CODES:
             return base
