@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import parse_qs
 
 import altcha
@@ -79,7 +80,9 @@ def proof_verify(initiative_id: int, payload: str) -> Proof:
         solved = json.loads(base64.b64decode(payload))
         if not isinstance(solved, dict):
             return Proof("invalid")
-        valid, _error = altcha.verify_solution(solved, _hmac_key(initiative_id), check_expires=True)
+        valid, _error = altcha.verify_solution(
+            cast(altcha.altcha.PayloadType, solved), _hmac_key(initiative_id), check_expires=True
+        )
     except (ValueError, TypeError, KeyError, AttributeError, binascii.Error):
         valid = False
     if not valid:
