@@ -1,6 +1,7 @@
 """Accepted statements per second against gunicorn, full flow: CSRF, a pre-solved proof of work,
 validation, the duplicate index, encryption, the insert; with p50 and p99 latency from wrk, and in the
-same run a plain PostgreSQL single-row insert rate from pgbench for scale.
+same run a plain PostgreSQL single-row insert rate from pgbench for scale, and the rate at which the same
+gunicorn answers the same POSTs on its liveness probe (no work at all: the ceiling of the stack).
 
 Run with `make bench`. Needs wrk and pgbench on the machine (Debian: apt-get install wrk; pgbench comes
 with PostgreSQL). BENCH_SIGNING_COUNTRY (AT, a Part B form, the default; DE, Part A), BENCH_SIGNING_SECONDS
@@ -162,6 +163,36 @@ def _pgbench_insert_rate() -> float:
     return float(re.search(r"tps = ([\d.]+)", output).group(1))  # type: ignore[union-attr]
 
 
+def _wrk(port: int, seconds: int, path: str, bodies: str, script: str, csrf_cookie: str, host: str) -> str:
+    """wrk's report of `seconds` of POSTs of the prepared bodies to `path`."""
+    return subprocess.run(
+        [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            str(CONNECTIONS),
+            "-d",
+            f"{seconds}s",
+            "--latency",
+            "-s",
+            script,
+            f"http://127.0.0.1:{port}",
+        ],
+        env={
+            **os.environ,
+            "BODIES": bodies,
+            "CSRF_COOKIE": csrf_cookie,
+            "SITE_HOST": host,
+            "SIGN_PATH": path,
+        },
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        check=True,
+    ).stdout
+
+
 def test_accepted_statements_per_second_against_gunicorn(
     initiative: Initiative, django_db_blocker: DjangoDbBlocker, keystore: Path
 ) -> None:
@@ -187,7 +218,7 @@ def test_accepted_statements_per_second_against_gunicorn(
         KEY_PROVIDER="local",
         SECURE_SSL_REDIRECT="0",
         ALTCHA_COST=str(PROOF_COST),
-        LOG_LEVEL="WARNING",
+        LOG_LEVEL="INFO",  # the default: one log line per attempt, as in production
         **limits,
     )
     options = ["--workers", str(WORKERS), "--worker-class", WORKER_CLASS, "--backlog", "2048"]
@@ -214,32 +245,7 @@ def test_accepted_statements_per_second_against_gunicorn(
         preparation = time.perf_counter() - started
         cpu_before = cpu_seconds_by_program()
         children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        wrk = subprocess.run(
-            [
-                "wrk",
-                "-t",
-                "2",
-                "-c",
-                str(CONNECTIONS),
-                "-d",
-                f"{SECONDS}s",
-                "--latency",
-                "-s",
-                script.name,
-                f"http://127.0.0.1:{port}",
-            ],
-            env={
-                **os.environ,
-                "BODIES": bodies.name,
-                "CSRF_COOKIE": csrf_cookie,
-                "SITE_HOST": host,
-                "SIGN_PATH": f"/sign/{COUNTRY}/",
-            },
-            capture_output=True,
-            text=True,
-            timeout=SECONDS + 120,
-            check=True,
-        ).stdout
+        wrk = _wrk(port, SECONDS, f"/sign/{COUNTRY}/", bodies.name, script.name, csrf_cookie, host)
         cpu_after = cpu_seconds_by_program()
         cpu_used = {program: cpu_after[program] - cpu_before.get(program, 0.0) for program in cpu_after}
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -247,6 +253,9 @@ def test_accepted_statements_per_second_against_gunicorn(
         cpu_used["wrk"] = (children.ru_utime - children_before.ru_utime) + (
             children.ru_stime - children_before.ru_stime
         )
+        # For scale: the same POSTs answered by the liveness probe, which does no work (gunicorn and
+        # Django's handler only): the most requests per second this machine serves through the stack.
+        floor = _wrk(port, 10, "/livez", bodies.name, script.name, csrf_cookie, host)
     with django_db_blocker.unblock():
         with initiative:
             accepted = Statement.objects.count()
@@ -274,6 +283,9 @@ def test_accepted_statements_per_second_against_gunicorn(
                 "latency_p50": latency("50"),
                 "latency_p99": latency("99"),
                 "pgbench_single_row_inserts_per_second": round(pgbench_tps, 1),
+                "liveness_probe_posts_per_second": float(
+                    re.search(r"Requests/sec:\s+([\d.]+)", floor).group(1)  # type: ignore[union-attr]
+                ),
                 "bodies_prepared": expected_requests,
                 "preparation_seconds": round(preparation, 1),
                 # Where the 2 cores went, per accepted statement (all processes of each program).
