@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from django.db import connections
+from django.db import OperationalError, connections
 
 from eci_platform.database.base import ALIVE_BYPASS_SECONDS, DatabaseWrapper
 from tenants.db import connection
@@ -68,20 +68,22 @@ def test_a_connection_the_server_dropped_is_replaced_after_idling(
     wrapper, checks = own_connection
     dropped = _request(wrapper)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(%s)", [dropped])
+        cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [dropped])  # waits until it is gone
     time.sleep(ALIVE_BYPASS_SECONDS + 0.1)
     replacement = _request(wrapper)  # no error: the check found the connection dead and reconnected
     assert replacement != dropped and checks == [1]
 
 
-def test_a_request_with_a_connection_error_is_not_trusted(
+def test_a_connection_lost_inside_the_window_costs_one_request_only(
     own_connection: tuple[DatabaseWrapper, list[int]],
 ) -> None:
     wrapper, checks = own_connection
-    _request(wrapper)
-    wrapper.close_if_unusable_or_obsolete()
-    with wrapper.cursor() as cursor:
+    lost = _request(wrapper)
+    wrapper.close_if_unusable_or_obsolete()  # the next request, at once: the connection is trusted
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [lost])  # waits until it is gone
+    with pytest.raises(OperationalError), wrapper.cursor() as cursor:
         cursor.execute("SELECT 1")
-    wrapper.errors_occurred = True  # what Django records after an OperationalError
-    wrapper.close_if_unusable_or_obsolete()  # the end of that request: Django checks it itself
+    wrapper.close_if_unusable_or_obsolete()  # its end: Django checks the failed connection and drops it
     assert checks == [1]
+    assert _request(wrapper) != lost  # the request after it, still inside the window, reconnects
