@@ -17,6 +17,7 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.utils import timezone, translation
 from django.utils.translation.trans_real import parse_accept_lang_header
+from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
@@ -53,6 +54,17 @@ def chosen_language(request: HttpRequest, registered_language: str) -> str:
         if base in EU_LANGUAGE_CODES:
             return base
     return registered_language
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Django's CSRF failure page (a citizen whose browser refused the cookie meets it), in the visitor's
+    language: the public pages run without Django's locale middleware (eci_platform/areas.py)."""
+    if not hasattr(request, "LANGUAGE_CODE"):  # the locale middleware did not run: a public page
+        registered = getattr(request, "tenant", None)
+        translation.activate(
+            chosen_language(request, getattr(registered, "registered_language", settings.LANGUAGE_CODE))
+        )
+    return django_csrf_failure(request, reason)
 
 
 @require_safe

@@ -137,6 +137,8 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 
 CSRF_TRUSTED_ORIGINS = [f"https://{PLATFORM_DOMAIN}"]
+# In the visitor's language on an initiative's public pages too.
+CSRF_FAILURE_VIEW = "collection.views.csrf_failure"
 
 # The scheme and port under which initiative sites are reached, for links shown to people.
 PUBLIC_URL_SCHEME = optional("PUBLIC_URL_SCHEME", "http" if DEBUG else "https")

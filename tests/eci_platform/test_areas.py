@@ -5,10 +5,14 @@ from __future__ import annotations
 import pytest
 from django.contrib.sessions.models import Session
 from django.test import Client
+from django.utils import translation
+from django.utils.html import escape
+from django.utils.translation import gettext
 
+from collection.models import Statement
 from tenants.models import Initiative
 from tests.collection.test_signing import sign, valid_form
-from tests.conftest import client_for
+from tests.conftest import client_for, host_of
 
 pytestmark = pytest.mark.django_db
 
@@ -43,3 +47,18 @@ def test_the_operator_console_has_sessions(platform_client: Client) -> None:
     response = platform_client.get("/operator/login/")
     assert response.status_code == 200
     assert hasattr(response.wsgi_request, "session") and hasattr(response.wsgi_request, "user")
+
+
+@pytest.mark.parametrize("language_choice", [{"QUERY_STRING": "lang=fr"}, {"HTTP_ACCEPT_LANGUAGE": "fr-BE"}])
+def test_a_csrf_failure_on_a_public_page_speaks_the_visitors_language(
+    alpha: Initiative, language_choice: dict[str, str]
+) -> None:
+    with translation.override("fr"):
+        expected = gettext("CSRF verification failed. Request aborted.")
+    assert expected != "CSRF verification failed. Request aborted."  # Django has French: this can fail
+    client = Client(HTTP_HOST=host_of(alpha), enforce_csrf_checks=True)
+    response = client.post("/sign/AT/", valid_form("AT"), **language_choice)  # no CSRF cookie or token
+    assert response.status_code == 403
+    assert escape(expected) in response.content.decode()
+    with alpha:
+        assert not Statement.objects.exists()
