@@ -1,7 +1,8 @@
 """Accepted statements per second against gunicorn, full flow: CSRF, a pre-solved proof of work,
 validation, the duplicate index, encryption, the insert; with p50 and p99 latency from wrk, and in the
 same run a plain PostgreSQL single-row insert rate from pgbench for scale, and the rate at which the same
-gunicorn answers the same POSTs on its liveness probe (no work at all: the ceiling of the stack).
+gunicorn answers the same POSTs on its liveness probe (no work at all: the ceiling of the stack), and the
+rate of bench/signing_floor.py, the least a Python process can do with the same I/O, without Django.
 
 Run with `make bench`. Needs wrk and pgbench on the machine (Debian: apt-get install wrk; pgbench comes
 with PostgreSQL). BENCH_SIGNING_COUNTRY (AT, a Part B form, the default; DE, Part A), BENCH_SIGNING_SECONDS
@@ -30,6 +31,7 @@ import pytest
 from django.conf import settings
 from pytest_django.plugin import DjangoDbBlocker
 
+from bench.signing_floor import FLOOR_TABLE
 from collection.antibot import challenge_create
 from collection.models import Statement
 from tenants.db import connection
@@ -255,8 +257,24 @@ def test_accepted_statements_per_second_against_gunicorn(
         )
         # For scale: the same POSTs answered by the liveness probe, which does no work (gunicorn and
         # Django's handler only): the most requests per second this machine serves through the stack.
-        floor = _wrk(port, 10, "/livez", bodies.name, script.name, csrf_cookie, host)
+        probe = _wrk(port, 10, "/livez", bodies.name, script.name, csrf_cookie, host)
+    # For scale too: the same POSTs to the least a Python process can do with the same I/O (Redis
+    # script, sealing, the insert into a copy of the statement table), without Django.
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        statements = f"{initiative.schema_name}.{Statement._meta.db_table}"
+        cursor.execute(f"CREATE TABLE {FLOOR_TABLE} (LIKE {statements} INCLUDING ALL)")
+    floor_environment = {
+        **environment,
+        "FLOOR_DATABASE_URL": environment["DATABASE_URL"],
+        "FLOOR_REDIS_URL": environment["REDIS_URL"],
+    }
+    with gunicorn(floor_environment, *options, application="bench.signing_floor:application") as floor_port:
+        floor = _wrk(floor_port, 10, f"/sign/{COUNTRY}/", bodies.name, script.name, csrf_cookie, host)
     with django_db_blocker.unblock():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {FLOOR_TABLE}")  # noqa: S608  (a constant)
+            (floor_rows,) = cursor.fetchone()
+            cursor.execute(f"DROP TABLE {FLOOR_TABLE}")
         with initiative:
             accepted = Statement.objects.count()
         pgbench_tps = _pgbench_insert_rate()
@@ -266,7 +284,8 @@ def test_accepted_statements_per_second_against_gunicorn(
         return found.group(1) if found else "?"
 
     requests = int(re.search(r"(\d+) requests in", wrk).group(1))  # type: ignore[union-attr]
-    probe_rate = float(re.search(r"Requests/sec:\s+([\d.]+)", floor).group(1))  # type: ignore[union-attr]
+    probe_rate = float(re.search(r"Requests/sec:\s+([\d.]+)", probe).group(1))  # type: ignore[union-attr]
+    floor_rate = float(re.search(r"Requests/sec:\s+([\d.]+)", floor).group(1))  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk)
     print(
         "\nsigning over HTTP:",
@@ -287,6 +306,9 @@ def test_accepted_statements_per_second_against_gunicorn(
                 "liveness_probe_posts_per_second": probe_rate,
                 # Less sensitive to how fast the machine happens to be than either rate alone.
                 "accepted_per_probe_post": round(accepted / SECONDS / probe_rate, 3),
+                "python_floor_statements_per_second": floor_rate,
+                "python_floor_rows": floor_rows,
+                "accepted_per_floor_statement": round(accepted / SECONDS / floor_rate, 3),
                 "bodies_prepared": expected_requests,
                 "preparation_seconds": round(preparation, 1),
                 # Where the 2 cores went, per accepted statement (all processes of each program).

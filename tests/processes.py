@@ -55,11 +55,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(environment: dict[str, str], *options: str) -> Iterator[int]:
-    """gunicorn serving the platform on a free loopback port, until the block ends."""
+def gunicorn(
+    environment: dict[str, str], *options: str, application: str = "eci_platform.wsgi"
+) -> Iterator[int]:
+    """gunicorn serving the platform (or another WSGI `application`) on a free loopback port, until the
+    block ends."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "eci_platform.wsgi", "--bind", f"127.0.0.1:{port}", *options],
+        [sys.executable, "-m", "gunicorn", application, "--bind", f"127.0.0.1:{port}", *options],
         cwd=REPOSITORY_ROOT,
         env=environment,
         stdout=subprocess.DEVNULL,
