@@ -40,13 +40,21 @@ def country_name(code: str, language: str) -> str:
     return str(Locale.parse(language).territories.get(iso_code(code), code))
 
 
+# Two-letter CLDR territories where nobody lives: unions and groupings, "unknown", test pseudo-locales.
+NOT_COUNTRIES = frozenset({"EU", "EZ", "UN", "QO", "ZZ", "XA", "XB"})
+
+
 @functools.lru_cache(maxsize=24)
 def residence_choices(language: str) -> tuple[tuple[str, str], ...]:
     """Every country, named and sorted in `language` (computed once per language: CLDR lookups and the
     sort cost more than the rest of a form)."""
     territories = Locale.parse(language).territories
     # Two-letter codes are countries; the rest (001, 150, ...) are regions.
-    countries = [(code, str(name)) for code, name in territories.items() if len(code) == 2 and code.isalpha()]
+    countries = [
+        (code, str(name))
+        for code, name in territories.items()
+        if len(code) == 2 and code.isalpha() and code not in NOT_COUNTRIES
+    ]
     return (("", ""), *sorted(countries, key=lambda choice: choice[1].casefold()))
 
 
@@ -94,7 +102,10 @@ class StatementForm(forms.Form):
         if member_state.is_part_a:
             self.fields["street"] = forms.CharField(label=_("Street"), max_length=NAME_MAX_LENGTH)
             self.fields["street_number"] = forms.CharField(label=_("Number"), max_length=20)
-            self.fields["postal_code"] = forms.CharField(label=_("Postal code"), max_length=12)
+            # Required or not by the country of residence (clean_postal_code): some have none.
+            self.fields["postal_code"] = forms.CharField(
+                label=_("Postal code"), max_length=12, required=False
+            )
             self.fields["city"] = forms.CharField(label=_("City"), max_length=NAME_MAX_LENGTH)
             self.fields["country_of_residence"] = ResidenceField(
                 language=language, label=_("Country of residence")

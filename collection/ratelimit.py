@@ -64,6 +64,9 @@ def buckets_of(address: str) -> list[Bucket]:
         return [
             Bucket("network", "unknown", settings.RATE_LIMIT_NETWORK_SOFT, settings.RATE_LIMIT_NETWORK_HARD)
         ]
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        # An IPv4 client on a dual-stack socket (::ffff:a.b.c.d) is that IPv4 address, not one ::/64.
+        ip = ip.ipv4_mapped
     exact, coarse = (32, 24) if ip.version == 4 else (64, 48)
     address_limits = (settings.RATE_LIMIT_ADDRESS_SOFT, settings.RATE_LIMIT_ADDRESS_HARD)
     network_limits = (settings.RATE_LIMIT_NETWORK_SOFT, settings.RATE_LIMIT_NETWORK_HARD)

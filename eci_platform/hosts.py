@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 from django.template.loader import render_to_string
 from django.utils import translation
 
+from eci_platform.csp import settings_policies
 from tenants.db import connection, schema_use
 from tenants.selectors import initiative_for_host
 
@@ -21,7 +22,16 @@ def unknown_host_response(request: HttpRequest) -> HttpResponse:
     language = translation.get_language_from_request(request)
     with translation.override(language):
         body = render_to_string("unknown_host.html", {"language": language}, request=None)
-    return HttpResponseNotFound(body, headers={"Content-Language": language})
+    response = HttpResponseNotFound(body, headers={"Content-Language": language})
+    # This answer leaves before the security and CSP middleware run (they come after host routing, which
+    # they need): it carries their headers itself.
+    policy, _report_only = settings_policies()
+    if policy:
+        response["Content-Security-Policy"] = policy
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Referrer-Policy"] = settings.SECURE_REFERRER_POLICY
+    response["X-Frame-Options"] = settings.X_FRAME_OPTIONS
+    return response
 
 
 class InitiativeHostMiddleware:

@@ -119,3 +119,50 @@ def test_redis_holds_no_address(alpha: Initiative) -> None:
     values = b" ".join(value for key in client.keys("*") if (value := client.get(key)) is not None)
     for form in (b"203.0.113.77", b"203.0.113.0"):
         assert form not in keys and form not in values
+
+
+@override_settings(RATE_LIMIT_ADDRESS_SOFT=1000, RATE_LIMIT_ADDRESS_HARD=2, RATE_LIMIT_NETWORK_HARD=1000)
+def test_two_addresses_of_one_ipv6_64_share_the_address_limit(alpha: Initiative) -> None:
+    client = client_for(alpha)
+    assert _post(alpha, solved_proof(client), address="2001:db8:5:6::1") == 303
+    assert _post(alpha, solved_proof(client), address="2001:db8:5:6::ffff:2", country="FR") == 303
+    assert _post(alpha, solved_proof(client), address="2001:db8:5:6:abcd::3", country="DE") == 429
+    # The next /64 of the same /48 has its own address limit.
+    assert _post(alpha, solved_proof(client), address="2001:db8:5:7::1", country="DE") == 303
+
+
+@override_settings(RATE_LIMIT_ADDRESS_SOFT=1000, RATE_LIMIT_ADDRESS_HARD=1, RATE_LIMIT_NETWORK_HARD=1000)
+def test_ipv4_clients_of_a_dual_stack_socket_count_as_their_ipv4_address(alpha: Initiative) -> None:
+    client = client_for(alpha)
+    assert _post(alpha, solved_proof(client), address="::ffff:198.51.100.1") == 303
+    # Another IPv4 client is not in the first one's bucket (as it would be in ::/64) ...
+    assert _post(alpha, solved_proof(client), address="::ffff:198.51.100.2", country="FR") == 303
+    # ... and the mapped and the plain form of one address are one bucket.
+    assert _post(alpha, solved_proof(client), address="198.51.100.1", country="DE") == 429
+    assert truncated_address("::ffff:198.51.100.1") == "198.51.100.0/24"
+
+
+@override_settings(TRUSTED_PROXY_HOPS=1, RATE_LIMIT_ADDRESS_HARD=1, RATE_LIMIT_NETWORK_HARD=1000)
+def test_behind_a_trusted_proxy_the_address_it_saw_is_counted(alpha: Initiative) -> None:
+    client = client_for(alpha)
+
+    def post(forwarded_for: str, country: str) -> int:
+        data = {**valid_form(country), "altcha": solved_proof(client)}
+        response = client.post(
+            f"/sign/{country}/", data, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded_for
+        )
+        return int(response.status_code)
+
+    # Clients behind the one ingress are told apart by the address the ingress saw ...
+    assert post("203.0.113.50", "AT") == 303
+    assert post("203.0.113.51", "FR") == 303
+    # ... which a client cannot forge by sending its own header first: the ingress appends the real one.
+    assert post("192.0.2.99, 203.0.113.50", "DE") == 429
+
+
+@pytest.mark.parametrize("depth", [100, 1400])
+def test_a_deeply_nested_proof_is_a_403_not_a_500(alpha: Initiative, depth: int) -> None:
+    proof = base64.b64encode(b"[" * depth).decode()
+    assert len(proof) <= 2000
+    assert _post(alpha, proof) == 403
+    assert _stored(alpha) == 0

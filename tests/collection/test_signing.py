@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from dateutil.relativedelta import relativedelta
@@ -191,6 +192,92 @@ def test_an_under_age_signatory_is_refused_by_the_birth_date_in_the_number(alpha
     assert "at least 18 years old" in response.content.decode()
 
 
+def _national_number_born(country: str, day: datetime.date) -> str:
+    """A valid national number of `country` that encodes `day` as the date of birth (the serial digits
+    are made up; the check digit is the one python-stdnum accepts)."""
+    from collection.validation import NATIONAL_NUMBERS
+
+    yy, mm, dd = f"{day.year % 100:02d}", f"{day.month:02d}", f"{day.day:02d}"
+    century = day.year >= 2000
+    if country == "BE":  # two check digits: 97 - (number mod 97), with a 2 in front for the 2000s
+        base = f"{yy}{mm}{dd}123"
+        return base + f"{97 - int(('2' if century else '') + base) % 97:02d}"
+    base = {
+        "BG": f"{yy}{day.month + (40 if century else 0):02d}{dd}123",
+        "EE": f"{6 if century else 4}{yy}{mm}{dd}123",
+        "LT": f"{6 if century else 4}{yy}{mm}{dd}123",
+        "LV": f"{dd}{mm}{yy}{2 if century else 1}123",
+        "RO": f"{6 if century else 2}{yy}{mm}{dd}40123",
+        "SE": f"{yy}{mm}{dd}-123",
+        "SI": f"{dd}{mm}{day.year % 1000:03d}50123",
+    }[country]
+    module = NATIONAL_NUMBERS[(country, "personal.number")]
+    return next(base + digit for digit in "0123456789" if module.is_valid(base + digit))
+
+
+@pytest.mark.parametrize("country", ["BE", "BG", "EE", "LT", "LV", "RO", "SE", "SI"])
+def test_an_under_age_signatory_is_refused_by_the_birth_date_in_their_national_number(
+    alpha: Initiative, country: str
+) -> None:
+    state = member_states()[country]
+    document = "national.id.number" if country == "BE" else "personal.number"
+    a_day_short = timezone.localdate() - relativedelta(years=state.minimum_age) + datetime.timedelta(days=1)
+    data = {**valid_form(country), "document_type": document}
+    data["document_number"] = _national_number_born(country, a_day_short)
+    response = sign(alpha, country, data)
+    assert response.status_code == 400, response.content.decode()[:1500]
+    assert f"at least {state.minimum_age} years old" in response.content.decode()
+    # On their birthday they may sign.
+    data["document_number"] = _national_number_born(country, a_day_short - datetime.timedelta(days=1))
+    assert sign(alpha, country, data).status_code == 303
+
+
+def test_a_latvian_company_number_is_not_a_personal_code(alpha: Initiative) -> None:
+    data = {**valid_form("LV"), "document_number": "40003032949"}  # a company's VAT number: check digit holds
+    response = sign(alpha, "LV", data)
+    assert response.status_code == 400
+    assert "not a valid number for this document" in response.content.decode()
+
+
+def test_without_a_postal_code_only_where_addresses_have_none(alpha: Initiative) -> None:
+    # Ireland: the Eircode is optional (member_states.csv).
+    assert sign(alpha, "IE", {**valid_form("IE"), "postal_code": ""}).status_code == 303
+    # A German living in a country without postal codes (Google's address data) ...
+    abroad = {**valid_form("DE"), "country_of_residence": "AE", "postal_code": ""}
+    assert sign(alpha, "DE", abroad).status_code == 303
+    # ... but in Germany, or in a country whose addresses carry one, it is required.
+    for residence in ("DE", "US"):
+        data = {**valid_form("DE"), "family_names": f"Ohne {residence}", "postal_code": ""}
+        data["country_of_residence"] = residence
+        response = sign(alpha, "DE", data)
+        assert response.status_code == 400 and "This field is required." in response.content.decode()
+    with alpha:
+        assert Statement.objects.count() == 2
+
+
+@pytest.mark.parametrize("code", ["EU", "EZ", "UN", "ZZ", "QO", "XA", "XB"])
+def test_a_country_of_residence_must_be_a_country(alpha: Initiative, code: str) -> None:
+    response = sign(alpha, "FR", {**valid_form("FR"), "country_of_residence": code})
+    assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "country", sorted(code for code, state in member_states().items() if state.is_part_a)
+)
+def test_every_field_of_part_a_is_required(alpha: Initiative, country: str) -> None:
+    for field in ("first_names", "family_names", "street", "street_number", "city", "country_of_residence",
+                  "date_of_birth", "postal_code"):  # fmt: skip
+        if field == "postal_code" and country == "IE":
+            continue  # the Eircode is optional
+        data = valid_form(country)
+        del data[field]
+        response = sign(alpha, country, data)
+        assert response.status_code == 400, field
+        assert f'href="#id_{field}"' in response.content.decode(), field
+    with alpha:
+        assert Statement.objects.count() == 0
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
@@ -238,6 +325,21 @@ def test_outside_collection_the_form_is_a_410(alpha: Initiative, state: str) -> 
     for response in (client_for(alpha).get("/sign/FR/"), sign(alpha, "FR", valid_form("FR"))):
         assert response.status_code == 410
         assert "not collecting" in response.content.decode()
+    with alpha:
+        assert Statement.objects.count() == 0
+
+
+def test_after_the_collection_period_the_form_is_a_410_and_the_attempt_logged(
+    alpha: Initiative, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="collection.views")
+    # Twelve months from the start (REQ-07): a start twelve months and a day ago has ended yesterday.
+    Initiative.objects.filter(pk=alpha.pk).update(
+        collection_start=timezone.localdate() - relativedelta(months=12) - datetime.timedelta(days=1)
+    )
+    response = sign(alpha, "FR", valid_form("FR"))
+    assert response.status_code == 410 and "not collecting" in response.content.decode()
+    assert "outcome=closed" in caplog.text and "country=FR" in caplog.text
     with alpha:
         assert Statement.objects.count() == 0
 
@@ -337,7 +439,7 @@ def form_fields(country: str) -> list[str]:
     return list(form.fields)
 
 
-@pytest.mark.parametrize("country", ["FR", "PL"])
+@pytest.mark.parametrize("country", ["FR", "PL", "AT"])  # Part A; Part B with a number; two documents
 def test_any_text_in_any_field_gives_303_or_4xx_and_no_row_on_4xx(alpha: Initiative, country: str) -> None:
     from django.test import override_settings
     from hypothesis import HealthCheck, given
@@ -345,14 +447,19 @@ def test_any_text_in_any_field_gives_303_or_4xx_and_no_row_on_4xx(alpha: Initiat
     from hypothesis import strategies as st
 
     client = client_for(alpha)
+    # Every field of the form, the proof of work's and the language of the page.
+    fields = [*form_fields(country), "altcha"]
 
-    @hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(field=st.sampled_from(form_fields(country)), text=st.text(max_size=300))
-    def check(field: str, text: str) -> None:
+    @hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        texts=st.dictionaries(st.sampled_from(fields), st.text(max_size=300), min_size=1, max_size=3),
+        language=st.text(max_size=20),
+    )
+    def check(texts: dict[str, str], language: str) -> None:
         with alpha:
             before = Statement.objects.count()
-        data = {**valid_form(country), field: text, "altcha": solved_proof(client)}
-        response = client.post(f"/sign/{country}/", data)
+        data = {**valid_form(country), "altcha": solved_proof(client), **texts}
+        response = client.post(f"/sign/{country}/?{urlencode({'lang': language})}", data)
         assert response.status_code in (303, 400, 403, 409), response.status_code
         with alpha:
             after = Statement.objects.count()

@@ -21,6 +21,10 @@ def test_unknown_or_foreign_host_gets_the_404_page_without_a_trace(host: str) ->
     body = response.content.decode()
     assert "no citizens' initiative at this address" in body
     assert "Traceback" not in body and "DisallowedHost" not in body
+    # It leaves before the header middleware runs, and carries their headers all the same.
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin" and response["X-Frame-Options"] == "DENY"
 
 
 @override_settings(DEBUG=True)
