@@ -59,7 +59,10 @@ DOCUMENT_FORMATS: dict[tuple[str, str], re.Pattern[str]] = {
     ("MT", "id.card"): re.compile(r"\d{1,7}[MGAPLHBZ]"),
     ("HU", "personal.number"): re.compile(r"\d{11}"),
 }
-GENERIC_DOCUMENT = re.compile(r"[A-Z0-9]{5,20}")
+# Elsewhere plausible, not certain: letters and digits with at least one digit; a passport's number fits
+# the 9-character document number field of its machine-readable zone (ICAO Doc 9303).
+GENERIC_DOCUMENT = re.compile(r"(?=[A-Z]*\d)[A-Z0-9]{5,20}")
+PASSPORT = re.compile(r"(?=[A-Z]*\d)[A-Z0-9]{6,9}")
 # python-stdnum's Latvian module checks VAT numbers, which are a person's code or a company's number:
 # a person's begins with 0 to 3 (a birth date, or 32 for codes issued since 2017).
 PERSONS_ONLY: dict[tuple[str, str], Callable[[str], bool]] = {
@@ -119,7 +122,8 @@ def clean_document_number(country: str, document_type: str, value: str) -> str:
         if not PERSONS_ONLY.get((country, document_type), lambda _number: True)(number):
             raise ValidationError(_("This is not a valid number for this document."), code="format")
         return number
-    pattern = DOCUMENT_FORMATS.get((country, document_type), GENERIC_DOCUMENT)
+    generic = PASSPORT if document_type == "passport" else GENERIC_DOCUMENT
+    pattern = DOCUMENT_FORMATS.get((country, document_type), generic)
     if not pattern.fullmatch(number):
         raise ValidationError(_("This is not a valid number for this document."), code="format")
     return number

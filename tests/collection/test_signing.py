@@ -232,6 +232,28 @@ def test_an_under_age_signatory_is_refused_by_the_birth_date_in_their_national_n
     assert sign(alpha, country, data).status_code == 303
 
 
+@pytest.mark.parametrize(
+    ("country", "document", "number", "accepted"),
+    [
+        ("IT", "passport", "YA1234567", True),
+        ("AT", "passport", "P 1234567", True),
+        ("IT", "passport", "AAAAA", False),  # no digit
+        ("AT", "passport", "12345", False),  # shorter than any passport number
+        ("AT", "passport", "P12345678901", False),  # longer than the passport's number field
+        ("AT", "id.card", "12345678", True),
+        ("CZ", "id.card", "ABCDEFGH", False),
+    ],
+)
+def test_passport_and_id_card_numbers_must_be_plausible(
+    alpha: Initiative, country: str, document: str, number: str, accepted: bool
+) -> None:
+    data = {**valid_form(country), "document_type": document, "document_number": number}
+    response = sign(alpha, country, data)
+    assert response.status_code == (303 if accepted else 400), response.content.decode()[:1500]
+    if not accepted:
+        assert "not a valid number for this document" in response.content.decode()
+
+
 def test_a_latvian_company_number_is_not_a_personal_code(alpha: Initiative) -> None:
     data = {**valid_form("LV"), "document_number": "40003032949"}  # a company's VAT number: check digit holds
     response = sign(alpha, "LV", data)
