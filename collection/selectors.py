@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import uuid
 
 from dateutil.relativedelta import relativedelta
 from django.core.cache import cache
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from collection.models import Statement
 from tenants.models import Initiative, InitiativeState
@@ -20,6 +21,39 @@ def statement_counts_by_country() -> dict[str, int]:
     """Statements per country, straight from the table (the slow, exact count)."""
     rows = Statement.objects.values("country").annotate(total=Count("id")).order_by("country")
     return {row["country"]: row["total"] for row in rows}
+
+
+@dataclasses.dataclass(frozen=True)
+class CountAround:
+    """A country's statements around a moment: the range a count taken then may honestly have given,
+    and the count now."""
+
+    # Submitted well before the moment: committed before any count taken then.
+    at_least: int
+    # Submitted by shortly after it: as many as a count then could have seen.
+    at_most: int
+    now: int
+
+
+def statement_counts_around(
+    moment: datetime.datetime, *, slack: datetime.timedelta
+) -> dict[str, CountAround]:
+    """Statements per country around `moment`, in one pass over the (country, submitted_at) index.
+    `slack` covers a signing transaction still open at the moment and the skew of two hosts' clocks:
+    submitted_at is taken before the insert commits, and by the web process, not the counting one."""
+    rows = (
+        Statement.objects.values("country")
+        .annotate(
+            at_least=Count("id", filter=Q(submitted_at__lt=moment - slack)),
+            at_most=Count("id", filter=Q(submitted_at__lte=moment + slack)),
+            now=Count("id"),
+        )
+        .order_by("country")
+    )
+    return {
+        row["country"]: CountAround(at_least=row["at_least"], at_most=row["at_most"], now=row["now"])
+        for row in rows
+    }
 
 
 def counts_published() -> dict[str, object] | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import logging
 import uuid
 
 from django.core.cache import cache
@@ -10,12 +13,26 @@ from django.utils import timezone
 
 from collection.models import ContactEmail, Statement
 from collection.sealed import identity_of, personal_data_encode
-from collection.selectors import COUNTS_CACHE_KEY, statement_counts_by_country
+from collection.selectors import (
+    COUNTS_CACHE_KEY,
+    CountAround,
+    counts_published,
+    statement_counts_around,
+    statement_counts_by_country,
+)
 from tenants.db import connection
 from tenants.guard import PublicSchemaTenantTableError
 from tenants.keyring.index import index_digest, index_digests_to_check
 from tenants.keyring.sealing import seal, sealed_version
 from tenants.models import Initiative
+
+logger = logging.getLogger(__name__)
+
+# Longer than a signing transaction stays open and than the clocks of web and worker hosts differ.
+COUNTS_SLACK = datetime.timedelta(minutes=1)
+# The refresh runs every minute: a snapshot this old means it has stopped for this initiative.
+COUNTS_STALE_AFTER = datetime.timedelta(minutes=15)
+
 
 # Refreshed every minute by beat; a day of slack keeps a page showing the last count during an outage.
 COUNTS_TTL_SECONDS = 24 * 3600
@@ -134,12 +151,123 @@ def counts_refresh() -> dict[str, object]:
     Counting never touches a shared counter row in the signing transaction: this periodic aggregate is
     what pages and /api/counts.json read. The cache key is prefixed with the schema by django-tenants.
     """
-    counts = statement_counts_by_country()
-    snapshot = {
+    # Taken before counting, so the count holds every statement submitted well before counted_at: what
+    # counts_reconcile checks it against.
+    counted_at = timezone.now()
+    return _counts_publish(statement_counts_by_country(), counted_at)
+
+
+def _counts_publish(counts: dict[str, int], counted_at: datetime.datetime) -> dict[str, object]:
+    snapshot: dict[str, object] = {
         "schema": connection.schema_name,
         "total": sum(counts.values()),
         "by_country": counts,
-        "counted_at": timezone.now().isoformat(),
+        "counted_at": counted_at.isoformat(),
     }
     cache.set(COUNTS_CACHE_KEY, snapshot, timeout=COUNTS_TTL_SECONDS)
     return snapshot
+
+
+@dataclasses.dataclass(frozen=True)
+class CountsReconciliation:
+    """What counts_reconcile found: country codes and numbers only."""
+
+    schema: str
+    # "" when the published counts agree with the table; otherwise why the table's were republished:
+    # "missing", "malformed", "differs" or "stale".
+    drift: str
+    published_total: int | None
+    table_total: int
+    # The countries whose published count was wrong: code -> (published, table).
+    countries: dict[str, tuple[int, int]]
+
+
+def counts_reconcile() -> CountsReconciliation:
+    """Compare the published counts with the table; when they drifted, republish the table's and warn.
+
+    A snapshot agrees when every count, and the total, lies within what the table held at its counted_at
+    (statements signed since are the next refresh's, not drift) and it is recent. Runs nightly.
+    """
+    published = counts_published()
+    parsed = _counts_published_parsed(published)
+    counted_at = timezone.now()  # of the republished counts, taken before counting as in counts_refresh
+    table = statement_counts_around(parsed[2] if parsed else counted_at, slack=COUNTS_SLACK)
+    table_now = {code: count.now for code, count in table.items()}
+    table_total = sum(table_now.values())
+    countries: dict[str, tuple[int, int]] = {}
+    if published is None:
+        drift, published_total = "missing", None
+    elif parsed is None:
+        drift, published_total = "malformed", None
+    else:
+        published_total, by_country, published_at = parsed
+        drift, countries = _counts_drift(published_total, by_country, published_at, table, counted_at)
+    if drift:
+        _counts_publish(table_now, counted_at)
+        logger.warning(
+            "published counts of %s drifted (%s), republished from the table: total %s published, %s in "
+            "the table; countries (published vs table): %s",
+            getattr(connection.tenant, "slug", connection.schema_name),
+            drift,
+            published_total,
+            table_total,
+            ", ".join(f"{code} {was} vs {count}" for code, (was, count) in countries.items()) or "none",
+        )
+    return CountsReconciliation(
+        schema=str(connection.schema_name),
+        drift=drift,
+        published_total=published_total,
+        table_total=table_total,
+        countries=countries,
+    )
+
+
+def _counts_published_parsed(
+    published: dict[str, object] | None,
+) -> tuple[int, dict[str, int], datetime.datetime] | None:
+    """(total, by country, counted at) of a snapshot as counts_refresh writes it; None for anything
+    else, including another schema's snapshot."""
+    if not isinstance(published, dict) or published.get("schema") != connection.schema_name:
+        return None
+    total, by_country, counted_at = (published.get(key) for key in ("total", "by_country", "counted_at"))
+    if type(total) is not int or not isinstance(by_country, dict) or not isinstance(counted_at, str):
+        return None
+    if not all(isinstance(code, str) and type(count) is int for code, count in by_country.items()):
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(counted_at)
+    except ValueError:
+        return None
+    # A time to come would pass for fresh forever and hide a refresh that has stopped.
+    if moment.tzinfo is None or moment > timezone.now() + COUNTS_SLACK:
+        return None
+    return total, by_country, moment
+
+
+def _counts_drift(
+    total: int,
+    by_country: dict[str, int],
+    counted_at: datetime.datetime,
+    table: dict[str, CountAround],
+    now: datetime.datetime,
+) -> tuple[str, dict[str, tuple[int, int]]]:
+    """Why a well-formed snapshot is wrong ("" if it is not), and the countries it has wrong."""
+    nothing = CountAround(at_least=0, at_most=0, now=0)
+    around = {code: table.get(code, nothing) for code in sorted(set(by_country) | set(table))}
+    published = {code: by_country.get(code, 0) for code in around}
+    wrong = {
+        code: (published[code], count.now)
+        for code, count in around.items()
+        if not count.at_least <= published[code] <= count.at_most
+    }
+    at_least = sum(count.at_least for count in around.values())
+    at_most = sum(count.at_most for count in around.values())
+    if wrong or total != sum(published.values()) or not at_least <= total <= at_most:
+        return "differs", wrong
+    if counted_at < now - COUNTS_STALE_AFTER:
+        return "stale", {
+            code: (published[code], count.now)
+            for code, count in around.items()
+            if published[code] != count.now
+        }
+    return "", {}

@@ -6,13 +6,12 @@ import dataclasses
 import datetime
 from typing import Any
 
-from collection.services import counts_refresh
+from collection.services import counts_reconcile, counts_refresh
 from exports.selectors import export_jobs_to_resume
 from exports.services import export_run
 from tenants.db import connection
 from tenants.keyring.rotation import data_key_promote, reencryption_run
 from tenants.keyring.selectors import data_keys_due_for_promotion, reencryption_jobs_to_resume
-from tenants.models import Initiative, InitiativeState
 from tenants.selectors import initiatives_awaiting_provisioning, initiatives_with_schema
 from tenants.services import SYSTEM_ACTOR, initiative_provision, initiatives_follow_calendar
 from workers.base import platform_task
@@ -54,13 +53,30 @@ def refresh_counts() -> dict[str, Any]:
 
 @platform_task("default.refresh_all_counts")
 def refresh_all_counts() -> int:
-    """Fan out one `refresh_counts` per visible initiative, each sent from that initiative's schema."""
+    """Fan out one `refresh_counts` per initiative whose site answers, each sent from its schema: a
+    submitted or withdrawn initiative still shows its count, a ready one publishes zeros."""
+    return _send_from_each_initiative(refresh_counts)
+
+
+@platform_task("default.reconcile_counts")
+def reconcile_counts() -> dict[str, Any]:
+    """Runs in the schema of the initiative it was sent from, like `refresh_counts`."""
+    return dataclasses.asdict(counts_reconcile())
+
+
+@platform_task("default.reconcile_all_counts")
+def reconcile_all_counts() -> int:
+    """Nightly: fan out one `reconcile_counts` per initiative, as `refresh_all_counts` does."""
+    return _send_from_each_initiative(reconcile_counts)
+
+
+def _send_from_each_initiative(task: Any) -> int:
+    """Send `task`, without arguments, from the schema of every initiative whose site answers (one
+    task each, so one initiative's failure or retries never hold up the others)."""
     sent = 0
-    for initiative in Initiative.objects.filter(
-        state__in=[InitiativeState.COLLECTING, InitiativeState.PAUSED, InitiativeState.CLOSED]
-    ):
+    for initiative in initiatives_with_schema():
         with initiative:
-            refresh_counts.delay()
+            task.delay()
         sent += 1
     connection.set_schema_to_public()
     return sent

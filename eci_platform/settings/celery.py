@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from celery.schedules import crontab
 from kombu import Queue
 
 from eci_platform.settings.environment import env
@@ -31,5 +32,7 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-keys": {"task": "keys.reconcile", "schedule": 30.0},
     "follow-calendar": {"task": "maintenance.follow_calendar", "schedule": 3600.0},
     "refresh-all-counts": {"task": "default.refresh_all_counts", "schedule": 60.0},
+    # Nightly, when few sign: compare the published counts with the table and correct drift.
+    "reconcile-all-counts": {"task": "default.reconcile_all_counts", "schedule": crontab(hour=3, minute=15)},
     "reconcile-exports": {"task": "exports.reconcile", "schedule": 30.0},
 }
