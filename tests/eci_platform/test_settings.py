@@ -90,3 +90,21 @@ def test_the_local_key_provider_needs_its_master_key_and_keystore(given: dict[st
     result = _start({**FULL, "KEY_PROVIDER": "local", **given})
     assert result.returncode != 0
     assert named in result.stderr
+
+
+def test_with_debug_off_cookies_are_secure_and_https_is_enforced() -> None:
+    probe = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.CSRF_COOKIE_SECURE, s.SESSION_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY, "
+        "s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS > 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPOSITORY_ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "eci_platform.settings", **FULL},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True"] * 5
