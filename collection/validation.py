@@ -144,12 +144,23 @@ def birth_date_in_number(country: str, document_type: str, number: str) -> datet
     """The date of birth a national number encodes, where it encodes one."""
     module = NATIONAL_NUMBERS.get((country, document_type))
     get_birth_date: Callable[[str], datetime.date] | None = getattr(module, "get_birth_date", None)
+    if (country, document_type) == ("HU", "personal.number"):
+        get_birth_date = _hungarian_birth_date
     if get_birth_date is None:
         return None
     try:
         return get_birth_date(number)
     except (StdnumError, ValueError):
         return None
+
+
+def _hungarian_birth_date(number: str) -> datetime.date:
+    """The Hungarian personal number (python-stdnum has no module for it): a digit for sex and century
+    (1-2 born in the 1900s, 3-4 from 2000, 5-8 foreigners' and older numbers), then YYMMDD."""
+    century = {"1": 1900, "2": 1900, "3": 2000, "4": 2000}.get(number[:1])
+    if century is None or len(number) != 11:
+        raise ValueError("no birth date of a citizen in this number")
+    return datetime.date(century + int(number[1:3]), int(number[3:5]), int(number[5:7]))
 
 
 # In the Member States postal codes are in general use (Google's address data marks a few as not

@@ -254,6 +254,18 @@ def test_passport_and_id_card_numbers_must_be_plausible(
         assert "not a valid number for this document" in response.content.decode()
 
 
+def test_an_under_age_hungarian_is_refused_by_the_birth_date_in_the_personal_number(
+    alpha: Initiative,
+) -> None:
+    a_day_short = timezone.localdate() - relativedelta(years=18) + datetime.timedelta(days=1)
+    data = {**valid_form("HU"), "document_type": "personal.number"}
+    data["document_number"] = f"3{a_day_short:%y%m%d}1234"
+    response = sign(alpha, "HU", data)
+    assert response.status_code == 400 and "at least 18 years old" in response.content.decode()
+    data["document_number"] = f"3{a_day_short - datetime.timedelta(days=1):%y%m%d}1234"
+    assert sign(alpha, "HU", data).status_code == 303
+
+
 def test_a_latvian_company_number_is_not_a_personal_code(alpha: Initiative) -> None:
     data = {**valid_form("LV"), "document_number": "40003032949"}  # a company's VAT number: check digit holds
     response = sign(alpha, "LV", data)
