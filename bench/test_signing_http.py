@@ -221,6 +221,8 @@ def test_accepted_statements_per_second_against_gunicorn(
         SECURE_SSL_REDIRECT="0",
         ALTCHA_COST=str(PROOF_COST),
         LOG_LEVEL="INFO",  # the default: one log line per attempt, as in production
+        OPERATOR_NAME="Benchmark operator",
+        OPERATOR_CONTACT_EMAIL="privacy@bench.example.eu",
         **limits,
     )
     options = ["--workers", str(WORKERS), "--worker-class", WORKER_CLASS, "--backlog", "2048"]

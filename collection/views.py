@@ -17,7 +17,6 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.utils import timezone, translation
 from django.utils.translation.trans_real import parse_accept_lang_header
-from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
@@ -56,17 +55,6 @@ def chosen_language(request: HttpRequest, registered_language: str) -> str:
     return registered_language
 
 
-def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    """Django's CSRF failure page (a citizen whose browser refused the cookie meets it), in the visitor's
-    language: the public pages run without Django's locale middleware (eci_platform/areas.py)."""
-    if not hasattr(request, "LANGUAGE_CODE"):  # the locale middleware did not run: a public page
-        registered = getattr(request, "tenant", None)
-        translation.activate(
-            chosen_language(request, getattr(registered, "registered_language", settings.LANGUAGE_CODE))
-        )
-    return django_csrf_failure(request, reason)
-
-
 @require_safe
 def initiative_home(request: HttpRequest) -> HttpResponse:
     initiative = request.tenant  # type: ignore[attr-defined]
@@ -96,6 +84,15 @@ def _initiative_context(initiative: Initiative, language: str) -> dict[str, obje
         "subject": initiative.text("subject", language),
         "objectives": initiative.text("objectives", language),
         "destruction_deadline": statements_destroyed_at_the_latest(initiative),
+        # The privacy notice names the controllers (REQ-16, REQ-17): the organisers, through their contact
+        # persons as the register publishes them, and the operator as joint controller.
+        "contact_persons": [
+            person
+            for person in initiative.contact_persons or []
+            if isinstance(person, dict) and (person.get("name") or person.get("email"))
+        ],
+        "operator_name": settings.OPERATOR_NAME,
+        "operator_contact_email": settings.OPERATOR_CONTACT_EMAIL,
         # The ALTCHA widget's own texts, in its names for the languages.
         "widget_language": WIDGET_LANGUAGES.get(language, language),
     }

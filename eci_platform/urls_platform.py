@@ -9,3 +9,9 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/operator/", permanent=False)),
     path("operator/", operator_site.urls),
 ]
+
+# The same error pages as on the initiatives' sites (in the language the locale middleware chose).
+handler400 = "collection.error_pages.bad_request"
+handler403 = "collection.error_pages.permission_denied"
+handler404 = "collection.error_pages.page_not_found"
+handler500 = "collection.error_pages.server_error"

@@ -14,3 +14,9 @@ urlpatterns = [
     # Organisers: sign-in and exports (the fuller console comes later).
     path("manage/", include("exports.urls")),
 ]
+
+# Django's own error pages are English with lang="en": ours speak the visitor's language.
+handler400 = "collection.error_pages.bad_request"
+handler403 = "collection.error_pages.permission_denied"
+handler404 = "collection.error_pages.page_not_found"
+handler500 = "collection.error_pages.server_error"

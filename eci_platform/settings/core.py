@@ -138,7 +138,13 @@ if not DEBUG:
 
 CSRF_TRUSTED_ORIGINS = [f"https://{PLATFORM_DOMAIN}"]
 # In the visitor's language on an initiative's public pages too.
-CSRF_FAILURE_VIEW = "collection.views.csrf_failure"
+CSRF_FAILURE_VIEW = "collection.error_pages.csrf_failure"
+
+# The operator of this collection system, named in every privacy notice as joint controller of the
+# signatories' data with the initiative's organisers (Art. 19(1)-(3) of Regulation 2019/788).
+# Required in production: a privacy notice that names no real controller is not one.
+OPERATOR_NAME = required("OPERATOR_NAME", dev_default="ECI Collection Platform operator (development)")
+OPERATOR_CONTACT_EMAIL = required("OPERATOR_CONTACT_EMAIL", dev_default="data-protection@example.org")
 
 # The scheme and port under which initiative sites are reached, for links shown to people.
 PUBLIC_URL_SCHEME = optional("PUBLIC_URL_SCHEME", "http" if DEBUG else "https")

@@ -5,7 +5,9 @@ is set (CI sets it, so there a missing browser fails)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,20 +34,54 @@ pytestmark = pytest.mark.skipif(
     reason="Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
 )
 
+# Signing attempts per minute from one address on the strict test site: the accessibility test makes
+# four (two forms with errors, a statement, the same statement again) before it wants the 429 page.
+ADDRESS_LIMIT = 4
+SIGNATORY = (
+    ("first_names", "Maria Skłodowska"),
+    ("family_names", "Curie"),
+    ("document_number", "44051401359"),
+)
+
+
+@contextlib.contextmanager
+def _served(
+    django_db_blocker: DjangoDbBlocker, keystore: Path, **settings_of_the_site: str
+) -> Iterator[tuple[Initiative, str]]:
+    with django_db_blocker.unblock():
+        initiative = initiative_onboard(onboarding_request("browser", 930001), actor="t", provision="now")
+        try:
+            environment = platform_environment(keystore, ALTCHA_COST="5000", **settings_of_the_site)
+            with gunicorn(environment, "--workers", "1", "--threads", "4") as port:
+                yield initiative, f"http://{initiative.slug}.{settings.PLATFORM_DOMAIN}:{port}"
+        finally:
+            committed_initiative_remove(initiative)
+
 
 @pytest.fixture
 def site(
     django_db_setup: None, django_db_blocker: DjangoDbBlocker, keystore: Path
 ) -> Iterator[tuple[Initiative, str]]:
     """A committed initiative served by gunicorn on a free port."""
-    with django_db_blocker.unblock():
-        initiative = initiative_onboard(onboarding_request("browser", 930001), actor="t", provision="now")
-        try:
-            environment = platform_environment(keystore, ALTCHA_COST="5000")
-            with gunicorn(environment, "--workers", "1", "--threads", "4") as port:
-                yield initiative, f"http://{initiative.slug}.{settings.PLATFORM_DOMAIN}:{port}"
-        finally:
-            committed_initiative_remove(initiative)
+    with _served(django_db_blocker, keystore) as served:
+        yield served
+
+
+@pytest.fixture
+def strict_site(
+    django_db_setup: None, django_db_blocker: DjangoDbBlocker, keystore: Path
+) -> Iterator[tuple[Initiative, str]]:
+    """The same with a low per-address limit, so that the rate-limited page comes after a few attempts,
+    and no host cache, so that a change of the initiative's state shows at once."""
+    limit = str(ADDRESS_LIMIT)
+    with _served(
+        django_db_blocker,
+        keystore,
+        RATE_LIMIT_ADDRESS_SOFT=limit,
+        RATE_LIMIT_ADDRESS_HARD=limit,
+        HOST_CACHE_SECONDS="0",
+    ) as served:
+        yield served
 
 
 @pytest.fixture
@@ -85,14 +121,7 @@ def test_a_citizen_signs_in_a_real_browser(
     Select(driver.find_element(By.ID, "country")).select_by_value("PL")
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
     WebDriverWait(driver, 15).until(lambda d: "/sign/PL/" in d.current_url)
-    for field, value in (
-        ("first_names", "Maria Skłodowska"),
-        ("family_names", "Curie"),
-        ("document_number", "44051401359"),
-    ):
-        driver.find_element(By.ID, f"id_{field}").send_keys(value)
-    driver.find_element(By.ID, "id_declaration").click()
-    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    _fill_and_submit(driver)
     # The widget solves the proof of work in the page, then the form is sent; the receipt follows.
     WebDriverWait(driver, 60).until(lambda d: "/receipt/" in d.current_url)
     page = driver.page_source
@@ -110,6 +139,37 @@ def test_a_citizen_signs_in_a_real_browser(
     }
 
 
+def _fill_and_submit(driver: WebDriver) -> None:
+    """The Polish form (Part B, one document type) filled in for the same person each time."""
+    from selenium.webdriver.common.by import By
+
+    for field, value in SIGNATORY:
+        driver.find_element(By.ID, f"id_{field}").send_keys(value)
+    driver.find_element(By.ID, "id_declaration").click()
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+
+
+def _loaded(driver: WebDriver) -> bool:
+    return bool(driver.execute_script("return document.readyState === 'complete'"))
+
+
+def _submit_without_the_widget(driver: WebDriver) -> None:
+    """Send the form as it is, past the browser's checks and without a proof of work, and wait for the
+    answer to load."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.execute_script(
+        "document.querySelector('form[method=post]').noValidate = true;"
+        "document.querySelector('altcha-widget').remove();"
+        "document.body.dataset.sent = 'yes';"
+    )
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    WebDriverWait(driver, 15).until(
+        lambda d: d.execute_script("return document.readyState === 'complete' && !document.body.dataset.sent")
+    )
+
+
 AXE = REPOSITORY_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 
 
@@ -117,13 +177,20 @@ AXE = REPOSITORY_ROOT / "node_modules" / "axe-core" / "axe.min.js"
     not AXE.exists() and not os.environ.get("REQUIRE_BROWSER"), reason="axe-core is not installed (npm ci)"
 )
 def test_the_public_pages_have_no_serious_accessibility_violations(
-    site: tuple[Initiative, str], browser: WebDriver
+    strict_site: tuple[Initiative, str], browser: WebDriver, django_db_blocker: DjangoDbBlocker
 ) -> None:
-    """axe-core (WCAG 2.1 A and AA rules) on every public page, including a form with errors."""
+    """axe-core (WCAG 2.1 A and AA rules) on every public page a citizen can meet: the initiative, the
+    choice of nationality, forms of both parts (with a radio group and with help texts), a form with
+    errors, the receipt, the duplicate (409), too many attempts (429) and outside collection (410)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    _initiative, base = site
+    initiative, base = strict_site
+    with django_db_blocker.unblock():
+        # The privacy notice lists the organisers' contact persons: audit the list too.
+        Initiative.objects.filter(pk=initiative.pk).update(
+            contact_persons=[{"name": "Zoë Ørsted", "email": "zoe@example.eu"}]
+        )
     axe = AXE.read_text()
     pages = ["/?lang=en", "/sign/?lang=de", "/sign/FR/?lang=fr", "/sign/AT/?lang=en", "/sign/HU/?lang=en"]
     found: dict[str, list[str]] = {}
@@ -144,18 +211,72 @@ def test_the_public_pages_have_no_serious_accessibility_violations(
         if serious:
             found[label] = serious
 
+    def references_resolve(label: str) -> None:
+        """Every id an aria-describedby or the error summary names exists in the page (axe does not
+        check aria-describedby targets)."""
+        missing = browser.execute_script(
+            "const named = [...document.querySelectorAll('[aria-describedby]')]"
+            "  .flatMap(e => e.getAttribute('aria-describedby').split(/\\s+/))"
+            "  .concat([...document.querySelectorAll('.error-summary a')].map(a => a.hash.slice(1)));"
+            "return named.filter(id => !document.getElementById(id));"
+        )
+        if missing:
+            found[f"{label}: ids named but absent"] = missing
+
     browser.set_script_timeout(30)
     for path in pages:
         browser.get(f"{base}{path}")
         audit(path)
-    # The form again, with every error shown.
-    browser.get(f"{base}/sign/FR/?lang=en")
-    browser.execute_script(
-        "document.querySelector('form[method=post]').noValidate = true;"
-        "document.querySelector('altcha-widget').remove();"
+    # The markup as sent (the browser's parser mends it before axe sees it): no block inside a paragraph,
+    # no label tied to nothing (a radio group has a legend instead).
+    browser.get(f"{base}/sign/AT/?lang=en")
+    sent = browser.execute_async_script(
+        "fetch(location.href).then(r => r.text()).then(arguments[arguments.length - 1]);"
     )
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    WebDriverWait(browser, 15).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".error-summary"))
-    assert "This field is required." in browser.page_source
-    audit("/sign/FR/ with errors")
+    assert [p for p in re.findall(r"<p[ >].*?</p>", sent, re.S) if "<div" in p] == []
+    assert re.findall(r"<label(?![^>]*\bfor=)[^>]*>", sent) == []
+    # The form again, with every error shown: one with a radio group (AT) and one with help texts (FR).
+    for country in ("AT", "FR"):
+        browser.get(f"{base}/sign/{country}/?lang=en")
+        browser.find_element(By.ID, "id_email").send_keys("not an address")
+        _submit_without_the_widget(browser)
+        assert "This field is required." in browser.page_source
+        audit(f"/sign/{country}/ with errors")
+        references_resolve(f"/sign/{country}/ with errors")
+        described = browser.find_element(By.ID, "id_email").get_attribute("aria-describedby")
+        assert described == "id_email_helptext id_email_error"
+        if country == "AT":
+            # The radio group is a fieldset with a legend; the summary's link leads to its first option.
+            legend = browser.find_element(By.CSS_SELECTOR, "fieldset > legend").text
+            assert legend.startswith("Type of document")
+            assert browser.find_elements(By.CSS_SELECTOR, "fieldset input[type=radio]")
+            assert browser.find_elements(By.CSS_SELECTOR, '.error-summary a[href="#id_document_type_0"]')
+
+    # A statement (the widget solves the proof of work): the receipt.
+    browser.get(f"{base}/sign/PL/?lang=en")
+    _fill_and_submit(browser)
+    WebDriverWait(browser, 60).until(lambda d: "/receipt/" in d.current_url and _loaded(d))
+    audit("receipt")
+    # The same person again: 409.
+    browser.get(f"{base}/sign/PL/?lang=en")
+    _fill_and_submit(browser)
+    # (The form's declaration says "already supported" too: wait for the page's heading.)
+    WebDriverWait(browser, 60).until(
+        lambda d: _loaded(d) and "You have already supported" in d.find_element(By.TAG_NAME, "h1").text
+    )
+    audit("duplicate (409)")
+    # Past the per-address limit: 429 (a few more tries, should a new minute have begun meanwhile).
+    for _attempt in range(2 * ADDRESS_LIMIT + 2):
+        browser.get(f"{base}/sign/PL/?lang=en")
+        _submit_without_the_widget(browser)
+        if "Too many attempts" in browser.page_source:
+            break
+    assert "Too many attempts" in browser.page_source
+    audit("rate limited (429)")
+    # Collection paused: 410.
+    with django_db_blocker.unblock():
+        Initiative.objects.filter(pk=initiative.pk).update(state="paused")
+    browser.get(f"{base}/sign/FR/?lang=en")
+    assert "not collecting" in browser.page_source
+    audit("not collecting (410)")
     assert not found, found

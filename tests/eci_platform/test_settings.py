@@ -51,6 +51,8 @@ FULL = {
     "EXPORT_STORAGE_URL": "s3://eci-exports/platform",
     "EXPORT_SIGNING_KEY_FILE": "/run/secrets/export-signing.key",
     "EXPORT_SIGNING_CERTIFICATE_FILE": "/run/secrets/export-signing.crt",
+    "OPERATOR_NAME": "Example Collection Services",
+    "OPERATOR_CONTACT_EMAIL": "privacy@collection.example.eu",
 }
 
 
@@ -65,6 +67,8 @@ FULL = {
         "EXPORT_STORAGE_URL",
         "EXPORT_SIGNING_KEY_FILE",
         "EXPORT_SIGNING_CERTIFICATE_FILE",
+        "OPERATOR_NAME",
+        "OPERATOR_CONTACT_EMAIL",
     ],
 )
 def test_a_missing_required_variable_stops_start_up_and_is_named(missing: str) -> None:

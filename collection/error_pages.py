@@ -1,0 +1,95 @@
+"""Error pages of an initiative's site (and of the platform domain), in the visitor's language.
+
+Django's own pages are English with lang="en". An initiative's public pages run without the locale
+middleware (eci_platform/areas.py), so each handler chooses the language as the pages do: ?lang=, else
+the browser's, else the initiative's registered language. No error page is cached: it must not stand in
+for the real page once the cause is gone."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.cache import add_never_cache_headers
+
+from collection.views import chosen_language
+from tenants.models import Initiative
+
+logger = logging.getLogger(__name__)
+
+# When even the 500 template cannot be rendered (a broken template, catalogue or static storage).
+PLAIN_SERVER_ERROR = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Server error</title></head>'
+    "<body><main><h1>Something went wrong</h1><p>An error on this site stopped your request. "
+    "Please try again in a few minutes.</p></main></body></html>"
+)
+
+
+def visitor_language(request: HttpRequest) -> str:
+    """The language of the page that failed: the locale middleware's where it ran (organisers' pages,
+    operator console), else the public pages' choice."""
+    if hasattr(request, "LANGUAGE_CODE"):
+        return str(request.LANGUAGE_CODE)
+    tenant = getattr(request, "tenant", None)
+    registered = tenant.registered_language if isinstance(tenant, Initiative) else settings.LANGUAGE_CODE
+    try:
+        return chosen_language(request, registered)
+    except SuspiciousOperation:
+        # The query string itself may be what was refused (too many fields): the browser's choice then.
+        header_only = HttpRequest()
+        header_only.META = {"HTTP_ACCEPT_LANGUAGE": request.META.get("HTTP_ACCEPT_LANGUAGE", "")}
+        return chosen_language(header_only, registered)
+
+
+def _answer(body: str, status: int, language: str) -> HttpResponse:
+    response = HttpResponse(body, status=status, headers={"Content-Language": language})
+    add_never_cache_headers(response)
+    return response
+
+
+def _page(request: HttpRequest, template: str, status: int) -> HttpResponse:
+    language = visitor_language(request)
+    tenant = getattr(request, "tenant", None)
+    context: dict[str, object] = {"language": language}
+    if isinstance(tenant, Initiative):
+        # The initiative's row is already in memory (host routing loaded it): no query here.
+        context.update(initiative=tenant, title=tenant.text("title", language))
+    with translation.override(language):
+        # No request: context processors would reach for the session or the user, which may be broken.
+        body = render_to_string(template, context)
+    return _answer(body, status, language)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return _page(request, "errors/400.html", 400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return _page(request, "errors/403.html", 403)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return _page(request, "errors/404.html", 404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Touches no database (it may be what failed) and cannot fail in turn: a plain page at worst."""
+    body: str
+    try:
+        language = visitor_language(request)
+        with translation.override(language):
+            body = render_to_string("errors/500.html", {"language": language})
+    except Exception as error:  # the last resort: never a second 500
+        logger.error("the server error page could not be rendered: %s", type(error).__name__)
+        language, body = "en", PLAIN_SERVER_ERROR
+    return _answer(body, 500, language)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a citizen whose browser refused the cookie, or who sent a form kept open for
+    long, meets it. The reason is for developers (Django logs it); the page says what to do."""
+    return _page(request, "errors/csrf_failure.html", 403)
