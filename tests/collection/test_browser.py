@@ -19,6 +19,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from collection.models import Statement
 from collection.sealed import personal_data_decode
+from eci_platform.demo import demo_initiative_ensure
 from eci_platform.embedded import REPOSITORY_ROOT
 from tenants.keyring.sealing import open_sealed
 from tenants.models import Initiative
@@ -46,10 +47,13 @@ SIGNATORY = (
 
 @contextlib.contextmanager
 def _served(
-    django_db_blocker: DjangoDbBlocker, keystore: Path, **settings_of_the_site: str
+    django_db_blocker: DjangoDbBlocker, keystore: Path, *, demo: bool = False, **settings_of_the_site: str
 ) -> Iterator[tuple[Initiative, str]]:
     with django_db_blocker.unblock():
-        initiative = initiative_onboard(onboarding_request("browser", 930001), actor="t", provision="now")
+        if demo:  # the initiative `make dev` shows, made by the same code
+            initiative = demo_initiative_ensure()
+        else:
+            initiative = initiative_onboard(onboarding_request("browser", 930001), actor="t", provision="now")
         try:
             environment = platform_environment(keystore, ALTCHA_COST="5000", **settings_of_the_site)
             with gunicorn(environment, "--workers", "1", "--threads", "4") as port:
@@ -64,6 +68,15 @@ def site(
 ) -> Iterator[tuple[Initiative, str]]:
     """A committed initiative served by gunicorn on a free port."""
     with _served(django_db_blocker, keystore) as served:
+        yield served
+
+
+@pytest.fixture
+def demo_site(
+    django_db_setup: None, django_db_blocker: DjangoDbBlocker, keystore: Path
+) -> Iterator[tuple[Initiative, str]]:
+    """The demo initiative of `make dev`, served by gunicorn on a free port."""
+    with _served(django_db_blocker, keystore, demo=True) as served:
         yield served
 
 
@@ -109,18 +122,19 @@ def browser() -> Iterator[WebDriver]:
     driver.quit()
 
 
-def test_a_citizen_signs_in_a_real_browser(
-    site: tuple[Initiative, str], browser: WebDriver, django_db_blocker: DjangoDbBlocker
+def test_a_citizen_signs_the_demo_initiative_in_a_real_browser(
+    demo_site: tuple[Initiative, str], browser: WebDriver, django_db_blocker: DjangoDbBlocker
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    initiative, base = site
+    initiative, base = demo_site
     driver = browser
     driver.get(f"{base}/sign/?lang=en")
     Select(driver.find_element(By.ID, "country")).select_by_value("PL")
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
     WebDriverWait(driver, 15).until(lambda d: "/sign/PL/" in d.current_url)
+    assert "Clean air for every school" in driver.page_source  # the demo initiative, as registered
     _fill_and_submit(driver)
     # The widget solves the proof of work in the page, then the form is sent; the receipt follows.
     WebDriverWait(driver, 60).until(lambda d: "/receipt/" in d.current_url)
