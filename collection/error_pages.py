@@ -17,6 +17,7 @@ from django.utils import translation
 from django.utils.cache import add_never_cache_headers
 
 from collection.views import chosen_language
+from eci_platform.csp import security_headers_set
 from tenants.models import Initiative
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ def visitor_language(request: HttpRequest) -> str:
 def _answer(body: str, status: int, language: str) -> HttpResponse:
     response = HttpResponse(body, status=status, headers={"Content-Language": language})
     add_never_cache_headers(response)
+    # A 500 raised in host routing leaves before the header middleware runs.
+    security_headers_set(response)
     return response
 
 

@@ -166,8 +166,13 @@ class StatementForm(forms.Form):
     def clean_postal_code(self) -> str:
         # The format is that of the country of residence, where the form knows it.
         residence = self.data.get("country_of_residence", "")
-        country = self.member_state.code if residence in ("", iso_code(self.member_state.code)) else residence
-        return clean_postal_code(country, self.cleaned_data["postal_code"])
+        if residence in ("", iso_code(self.member_state.code)):
+            return clean_postal_code(self.member_state.code, self.cleaned_data["postal_code"])
+        if residence in residence_codes(get_language() or "en"):
+            return clean_postal_code(residence, self.cleaned_data["postal_code"])
+        # No country to judge it by: the country field says what is wrong, and this code goes nowhere
+        # (raw text never reaches a lookup or a cache).
+        return clean_text(self.cleaned_data["postal_code"], max_length=12)
 
     def clean_date_of_birth(self) -> datetime.date:
         birth: datetime.date = self.cleaned_data["date_of_birth"]

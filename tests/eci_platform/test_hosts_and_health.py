@@ -100,3 +100,20 @@ def test_the_csp_header_built_once_equals_django_csps_own(alpha: Initiative) -> 
     response = HttpResponse()
     response._csp_update = {"img-src": ["https://maps.example"]}  # type: ignore[attr-defined]
     assert "https://maps.example" in middleware.process_response(request, response)["Content-Security-Policy"]
+
+
+def test_a_failure_in_host_routing_is_a_500_page_with_the_security_headers(
+    alpha: Initiative, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import OperationalError
+
+    def database_down(hostname: str) -> None:
+        raise OperationalError("the database is unreachable")
+
+    monkeypatch.setattr("eci_platform.hosts.initiative_for_host", database_down)
+    client = Client(HTTP_HOST=f"{alpha.slug}.{settings.PLATFORM_DOMAIN}", raise_request_exception=False)
+    response = client.get("/?lang=fr")
+    assert response.status_code == 500 and 'lang="fr"' in response.content.decode()
+    assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
+    assert response["X-Content-Type-Options"] == "nosniff" and response["X-Frame-Options"] == "DENY"
+    assert response["Referrer-Policy"] == "same-origin" and "no-store" in response["Cache-Control"]
