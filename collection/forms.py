@@ -13,7 +13,6 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-from collection.member_states import MemberState, iso_code, member_states
 from collection.validation import (
     NAME_MAX_LENGTH,
     birth_date_in_number,
@@ -23,6 +22,7 @@ from collection.validation import (
     clean_postal_code,
     clean_text,
 )
+from regulation.member_states import MemberState, iso_code, member_states
 
 DOCUMENT_LABELS = {
     "passport": _("Passport"),

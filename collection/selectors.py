@@ -6,11 +6,11 @@ import dataclasses
 import datetime
 import uuid
 
-from dateutil.relativedelta import relativedelta
 from django.core.cache import cache
 from django.db.models import Count, Q
 
 from collection.models import Statement
+from regulation.retention import statements_destruction_deadline
 from tenants.models import Initiative, InitiativeState
 
 # Written by collection.services.counts_refresh; the key is prefixed with the schema by django-tenants.
@@ -77,8 +77,8 @@ def collection_open(initiative: Initiative, day: datetime.date) -> bool:
 def statements_destroyed_at_the_latest(initiative: Initiative) -> datetime.date:
     """REQ-18: 21 months after the start of collection, or a month after submission or withdrawal if
     that comes first; shown in the privacy notice."""
-    deadlines = [initiative.collection_start + relativedelta(months=21)]
-    for ended in (initiative.submitted_on, initiative.withdrawn_on):
-        if ended is not None:
-            deadlines.append(ended + relativedelta(months=1))
-    return min(deadlines)
+    return statements_destruction_deadline(
+        collection_start=initiative.collection_start,
+        submitted_on=initiative.submitted_on,
+        withdrawn_on=initiative.withdrawn_on,
+    )

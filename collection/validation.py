@@ -30,7 +30,7 @@ from stdnum.ro import cnp as ro_cnp
 from stdnum.se import personnummer as se_personnummer
 from stdnum.si import emso as si_emso
 
-from collection.member_states import iso_code, member_states
+from regulation.member_states import iso_code, member_states
 
 NAME_MAX_LENGTH = 100
 # A leading = + - @ would make a spreadsheet run the cell as a formula (CSV injection).

@@ -22,7 +22,6 @@ from django.views.decorators.http import require_safe
 
 from collection.antibot import challenge_create, proof_judge, proof_verify
 from collection.forms import StatementForm, country_name, nationality_choices
-from collection.member_states import member_state, member_states
 from collection.ratelimit import client_address, signing_attempt_register, signing_pressure, truncated_address
 from collection.selectors import (
     collection_open,
@@ -31,26 +30,26 @@ from collection.selectors import (
     statements_destroyed_at_the_latest,
 )
 from collection.services import DuplicateStatementError, statement_record
+from regulation.annex_iii import FORM_REVISION
+from regulation.languages import OFFICIAL_LANGUAGE_CODES
+from regulation.member_states import member_state, member_states
 from tenants.models import Initiative
 
 logger = logging.getLogger(__name__)
 
 # Which version of the Annex III forms a statement was signed on (stored with it).
-FORM_REVISION = "2019/788-annex-iii"
 WIDGET_LANGUAGES = {"es": "es-es", "fr": "fr-fr", "pt": "pt-pt"}
-
-EU_LANGUAGE_CODES = {code for code, _name in settings.LANGUAGES}
 
 
 def chosen_language(request: HttpRequest, registered_language: str) -> str:
     """The visitor's explicit choice (?lang=), else the browser's, else the registered language."""
     asked = request.GET.get("lang", "")
-    if asked in EU_LANGUAGE_CODES:
+    if asked in OFFICIAL_LANGUAGE_CODES:
         return asked
     # META, not request.headers: that would build a mapping of every header for this one.
     for accepted, _quality in parse_accept_lang_header(request.META.get("HTTP_ACCEPT_LANGUAGE", "")):
         base = accepted.split("-", 1)[0].lower()
-        if base in EU_LANGUAGE_CODES:
+        if base in OFFICIAL_LANGUAGE_CODES:
             return base
     return registered_language
 

@@ -171,10 +171,10 @@ def demo_statements_ensure(initiative: Initiative) -> int:
     """A few statements of invented people, so that counts and exports have something to show. Recorded
     once (only while the initiative has none)."""
     from collection.forms import StatementForm
-    from collection.member_states import member_states
     from collection.models import Statement
     from collection.services import statement_record
-    from collection.views import FORM_REVISION
+    from regulation.annex_iii import FORM_REVISION
+    from regulation.member_states import member_states
 
     with initiative:
         if Statement.objects.exists():

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from collection.member_states import member_states
 from exports.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
+from regulation.member_states import member_states
 
 DEMO_ACTOR = "make-dev"
 

@@ -27,7 +27,6 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from collection.member_states import member_states
 from collection.models import Statement
 from exports.certificates import (
     CertificateError,
@@ -39,7 +38,6 @@ from exports.cms import ExportFileWriter
 from exports.models import UNFINISHED_EXPORT_STATES, ExportBatch, ExportJob, ExportJobState
 from exports.storage import export_object_key, export_storage
 from exports.xml_writer import (
-    ANNEX_REVISIONS,
     SCHEMA_PATH,
     SCHEMA_VERSION,
     ExportDataError,
@@ -48,6 +46,8 @@ from exports.xml_writer import (
     initiative_export_data,
     initiative_export_data_check,
 )
+from regulation.annex_iii import FORM_REVISION_NUMBERS
+from regulation.member_states import member_states
 from tenants.authorities import authorities_for_export, authority_certificate
 from tenants.db import connection
 from tenants.guard import PublicSchemaTenantTableError
@@ -401,7 +401,7 @@ class _Snapshot:
         return expected, self._records()
 
     def _records(self) -> Iterator[SignatureRecord]:
-        revisions = ANNEX_REVISIONS
+        revisions = FORM_REVISION_NUMBERS
         initiative_id = self.initiative_id
         country = self.country
         keys: dict[int, UnwrappedKey] = {}

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 from django.utils import timezone
 from lxml import etree
 
-from collection.member_states import member_states
+from regulation.annex_iii import FORM_REVISION_NUMBERS
+from regulation.member_states import member_states
 
 if TYPE_CHECKING:
     from collection.models import Statement
@@ -32,9 +33,6 @@ if TYPE_CHECKING:
 SCHEMA_PATH = Path(__file__).with_name("schema") / "export-v1.xsd"
 SCHEMA_VERSION = 1
 
-# The statements store the revision of the form they were signed on (collection/views.py FORM_REVISION);
-# the export carries Annex III's revision as an integer. A new form revision needs a line here.
-ANNEX_REVISIONS: dict[str, int] = {"2019/788-annex-iii": 1}
 
 GROUP_GENERAL = "oct.group.general"
 GROUP_ADDRESS = "oct.group.address"
@@ -112,9 +110,11 @@ class SignatureRecord(NamedTuple):
 
 def annex_revision(form_revision: str) -> int:
     try:
-        return ANNEX_REVISIONS[form_revision]
+        return FORM_REVISION_NUMBERS[form_revision]
     except KeyError:
-        raise ExportDataError(f"unknown form revision {form_revision!r}: add it to ANNEX_REVISIONS") from None
+        raise ExportDataError(
+            f"unknown form revision {form_revision!r}: add it to FORM_REVISION_NUMBERS"
+        ) from None
 
 
 def export_country_code(country: str) -> str:

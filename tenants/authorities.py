@@ -11,13 +11,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from django.db import transaction
 from django.utils import timezone
 
-from collection.member_states import member_state
 from exports.certificates import (
     CertificateError,
     certificate_fingerprint,
     certificate_load,
     fingerprint_normalised,
 )
+from regulation.member_states import member_state
 from tenants.models import CompetentAuthority
 from tenants.services import audit_record
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
-from collection.member_states import member_states
+from regulation.member_states import member_states
 from tenants.services import OnboardingRequest
 
 

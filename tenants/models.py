@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import datetime
 
-from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
-# REQ-07: the collection period lasts at most 12 months and starts no later than 6 months after
-# registration.
-COLLECTION_PERIOD = relativedelta(months=12)
-LATEST_START_AFTER_REGISTRATION = relativedelta(months=6)
+from regulation.periods import collection_end
 
 
 class InitiativeState(models.TextChoices):
@@ -81,7 +77,7 @@ class Initiative(TenantMixin):
     @property
     def collection_end(self) -> datetime.date:
         """The last day of the collection period (inclusive)."""
-        return self.collection_start + COLLECTION_PERIOD - datetime.timedelta(days=1)
+        return collection_end(self.collection_start)
 
     @property
     def is_visible(self) -> bool:

@@ -22,10 +22,10 @@ from django_tenants.clone import CloneSchema
 from django_tenants.utils import schema_exists
 
 from eci_platform.transient import TRANSIENT_ERRORS
+from regulation.languages import OFFICIAL_LANGUAGE_CODES
+from regulation.periods import COLLECTION_PERIOD, LATEST_START_AFTER_REGISTRATION
 from tenants.db import connection
 from tenants.models import (
-    COLLECTION_PERIOD,
-    LATEST_START_AFTER_REGISTRATION,
     AuditEvent,
     Domain,
     Initiative,
@@ -63,7 +63,6 @@ RESERVED_SLUGS = frozenset(
         "docs",
     }
 )
-EU_LANGUAGES = frozenset(code for code, _name in settings.LANGUAGES)
 
 # The lifecycle, in one place: from each state, the states it may move to.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -171,7 +170,7 @@ def onboarding_errors(request: OnboardingRequest) -> dict[str, list[str]]:
     elif len(request.title) > 200:
         add("title", "The title may be at most 200 characters long.")
 
-    if request.language not in EU_LANGUAGES:
+    if request.language not in OFFICIAL_LANGUAGE_CODES:
         add("language", "The registered language must be one of the 24 official EU languages.")
 
     # REQ-05 and REQ-07: no collection before registration; start at most 6 months after it.
@@ -475,7 +474,7 @@ def initiative_register_texts_update(
 ) -> Initiative:
     """Set the register's texts per language (REQ-10: they must match the Commission's register)."""
     languages = sorted(set(title) | set(subject) | set(objectives))
-    unknown = [code for code in languages if code not in EU_LANGUAGES]
+    unknown = [code for code in languages if code not in OFFICIAL_LANGUAGE_CODES]
     if unknown:
         raise ValueError(f"Not official EU languages: {', '.join(unknown)}.")
     if initiative.registered_language not in title:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from eci_platform.embedded import REPOSITORY_ROOT
 from eci_platform.settings.environment import DEBUG, env, optional, required
+from regulation.languages import OFFICIAL_LANGUAGES
 
 BASE_DIR = REPOSITORY_ROOT
 SECRET_KEY = required("SECRET_KEY", dev_default="development-only-secret-key-not-for-production")
@@ -79,34 +80,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
-# The 24 official languages of the EU; the initiative pages are shown in one of them.
+# The 24 official languages of the EU (regulation.languages); the initiative pages are shown in one of them.
 LANGUAGE_CODE = "en"
-LANGUAGES = [
-    ("bg", "Български"),
-    ("cs", "Čeština"),
-    ("da", "Dansk"),
-    ("de", "Deutsch"),
-    ("el", "Ελληνικά"),
-    ("en", "English"),
-    ("es", "Español"),
-    ("et", "Eesti"),
-    ("fi", "Suomi"),
-    ("fr", "Français"),
-    ("ga", "Gaeilge"),
-    ("hr", "Hrvatski"),
-    ("hu", "Magyar"),
-    ("it", "Italiano"),
-    ("lt", "Lietuvių"),
-    ("lv", "Latviešu"),
-    ("mt", "Malti"),
-    ("nl", "Nederlands"),
-    ("pl", "Polski"),
-    ("pt", "Português"),
-    ("ro", "Română"),
-    ("sk", "Slovenčina"),
-    ("sl", "Slovenščina"),
-    ("sv", "Svenska"),
-]
+LANGUAGES = list(OFFICIAL_LANGUAGES)
 LOCALE_PATHS = [BASE_DIR / "eci_platform" / "locale"]  # compiled by `python -m eci_platform.translations`
 TIME_ZONE = "Europe/Brussels"
 USE_I18N = True

@@ -12,10 +12,10 @@ from dateutil.relativedelta import relativedelta
 from django.test import Client
 from django.utils import timezone
 
-from collection.member_states import iso_code, member_states
 from collection.models import Statement
 from collection.sealed import personal_data_decode
 from collection.services import counts_refresh
+from regulation.member_states import iso_code, member_states
 from tenants.keyring.sealing import open_sealed
 from tenants.models import Initiative, InitiativeState
 from tests.conftest import client_for, solved_proof

@@ -17,11 +17,11 @@ from django.utils import timezone
 from pytest_django.plugin import DjangoDbBlocker
 
 from collection.forms import StatementForm
-from collection.member_states import member_states
 from collection.services import statement_record
-from collection.views import FORM_REVISION
 from exports.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
 from exports.storage import S3ExportStorage, export_storage
+from regulation.annex_iii import FORM_REVISION
+from regulation.member_states import member_states
 from tenants.authorities import authority_confirm, authority_register
 from tenants.db import connection
 from tenants.models import CompetentAuthority, Initiative

@@ -15,7 +15,6 @@ from django.utils import timezone
 from lxml import etree
 from pytest_django.plugin import DjangoDbBlocker
 
-from collection.member_states import member_states
 from collection.models import Statement
 from exports.certificates import private_key_load
 from exports.cms import ExportFileError, export_file_read
@@ -23,6 +22,7 @@ from exports.models import ExportBatch, ExportJob, ExportJobState
 from exports.services import ExportRefusedError, export_request, export_run, platform_signing_identity
 from exports.storage import export_storage
 from exports.xml_writer import export_schema
+from regulation.member_states import member_states
 from tenants.models import AuditEvent, CompetentAuthority
 from tests.exports.conftest import (
     AuthorityKeys,

@@ -22,7 +22,6 @@ from django.db import close_old_connections
 from django.test import override_settings
 from django.utils import timezone
 
-from collection.views import FORM_REVISION
 from eci_platform.celery import app
 from eci_platform.embedded import REPOSITORY_ROOT
 from exports.certificates import (
@@ -36,6 +35,7 @@ from exports.models import ExportJob, ExportJobState
 from exports.selectors import export_jobs_to_resume
 from exports.services import export_request, export_run, platform_signing_identity
 from exports.storage import S3ExportStorage, export_storage
+from regulation.annex_iii import FORM_REVISION
 from tenants.models import CompetentAuthority
 from tests.exports.conftest import AuthorityKeys, ExportingInitiative, personal_data_of
 from tests.loading import statements_bulk_load

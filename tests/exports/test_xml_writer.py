@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from collection.member_states import member_states
 from collection.models import Statement
 from exports.xml_writer import (
     DOCUMENT_PROPERTIES,
@@ -33,6 +32,7 @@ from exports.xml_writer import (
     initiative_export_data,
     signature_record,
 )
+from regulation.member_states import member_states
 from tenants.models import Initiative
 
 SUBMITTED = datetime.date(2024, 9, 30)
@@ -408,7 +408,7 @@ def test_the_writer_streams_from_a_generator(initiative_data: InitiativeExportDa
 
 
 def test_the_form_revision_the_signing_view_stores_has_an_annex_revision() -> None:
-    from collection.views import FORM_REVISION
+    from regulation.annex_iii import FORM_REVISION
 
     assert annex_revision(FORM_REVISION) == 1
     with pytest.raises(ExportDataError, match="unknown form revision"):

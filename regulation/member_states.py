@@ -1,4 +1,4 @@
-"""The Member States' choices under Annex III, as data (collection/data/member_states.csv, taken from
+"""The Member States' choices under Annex III, as data (regulation/data/member_states.csv, taken from
 the regulation's tables): Part A or B, the accepted documents, the minimum age, the thresholds."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from regulation.annex_iii import DOCUMENT_TYPES
+from regulation.thresholds import THRESHOLD_TABLES, threshold_table
+
 DATA = Path(__file__).with_name("data") / "member_states.csv"
-# REQ-02: the Annex I table of the 2024-2029 term applies to initiatives registered from its start.
-THRESHOLDS_2024_TERM_FROM = datetime.date(2024, 7, 16)
-THRESHOLDS_2020_TABLE_FROM = datetime.date(2020, 2, 1)
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,10 @@ class MemberState:
     annex_iii_part: str  # "A" or "B"
     accepted_documents: tuple[str, ...]  # Part B only
     minimum_age: int  # REQ-03
-    threshold_from_2024_term: int
-    threshold_2020_to_2024: int
+    thresholds: dict[str, int]  # REQ-02: by the CSV column of each dated Annex I table
+
+    def __hash__(self) -> int:
+        return hash(self.code)
 
     @property
     def is_part_a(self) -> bool:
@@ -31,9 +33,7 @@ class MemberState:
 
     def threshold(self, registered_on: datetime.date) -> int:
         """REQ-02: the Annex I minimum in force on the initiative's registration date."""
-        if registered_on >= THRESHOLDS_2024_TERM_FROM:
-            return self.threshold_from_2024_term
-        return self.threshold_2020_to_2024
+        return self.thresholds[threshold_table(registered_on).column]
 
 
 @cache
@@ -47,14 +47,14 @@ def member_states() -> dict[str, MemberState]:
             annex_iii_part=row["annex_iii_part"],
             accepted_documents=tuple(doc for doc in row["accepted_documents"].split(";") if doc),
             minimum_age=int(row["min_age"]),
-            threshold_from_2024_term=int(row["threshold_from_2024_term"]),
-            threshold_2020_to_2024=int(row["threshold_2020_to_2024"]),
+            thresholds={table.column: int(row[table.column]) for table in THRESHOLD_TABLES},
         )
         for row in rows
     }
     for state in states.values():
         documents_as_expected = (state.annex_iii_part == "B") == bool(state.accepted_documents)
-        if state.annex_iii_part not in ("A", "B") or not documents_as_expected:
+        unknown_documents = set(state.accepted_documents) - DOCUMENT_TYPES
+        if state.annex_iii_part not in ("A", "B") or not documents_as_expected or unknown_documents:
             raise ValueError(f"member_states.csv: inconsistent row for {state.code}")
     return states
 
