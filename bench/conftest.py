@@ -12,7 +12,7 @@ from django.utils import timezone
 from pytest_django.plugin import DjangoDbBlocker
 
 from tenants.models import Initiative
-from tenants.services import OnboardingRequest, initiative_onboard, template_schema_ensure
+from tenants.onboarding import OnboardingRequest, initiative_onboard, template_schema_ensure
 from tests.conftest import keystore  # noqa: F401  (a fixture)
 
 

@@ -26,13 +26,8 @@ from collection.sealed import identity_of, personal_data_encode
 from eci_platform.embedded import REPOSITORY_ROOT
 from tenants.keyring.index import digest_with
 from tenants.keyring.keys import data_key
-from tenants.keyring.rotation import (
-    data_key_announce,
-    data_key_promote,
-    kek_rotate,
-    reencryption_request,
-    reencryption_run,
-)
+from tenants.keyring.reencryption import reencryption_run
+from tenants.keyring.rotation import data_key_announce, data_key_promote, kek_rotate, reencryption_request
 from tenants.keyring.sealing import open_with, seal_with
 from tenants.models import Initiative, KeyPurpose
 from tests.loading import statements_bulk_load

@@ -19,7 +19,7 @@ from django.utils import timezone
 from pytest_django.plugin import DjangoDbBlocker
 
 from tenants.models import Initiative
-from tenants.services import OnboardingRequest, initiative_onboard, initiative_provision
+from tenants.onboarding import OnboardingRequest, initiative_onboard, initiative_provision
 
 pytestmark = pytest.mark.bench
 
@@ -56,7 +56,7 @@ def test_onboarding_time_with_1_and_200_existing_initiatives(
 ) -> None:
     # The console path's provisioning is timed by calling the worker's service here; its message must
     # not reach a broker that a development worker could be listening to.
-    monkeypatch.setattr("workers.tasks.provision_initiative.delay", lambda initiative_id: None)
+    monkeypatch.setattr("tenants.tasks.provision_initiative.delay", lambda initiative_id: None)
     figures: dict[str, dict[str, float]] = {}
     serial = 0
 

@@ -6,6 +6,7 @@ class CollectionConfig(AppConfig):
     verbose_name = "Collection"
 
     def ready(self) -> None:
+        from collection import tasks  # noqa: F401  (declares its tasks: services send them by name, in any process)
         from collection.models import ContactEmail, Statement
         from collection.sealed import statement_identity
         from tenants.keyring.registry import SealedTable, register_sealed_table

@@ -11,4 +11,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eci_platform.settings")
 
 app = CeleryApp("eci_platform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["workers", "tenants", "collection", "exports"])
+# Each app keeps its tasks in its own tasks.py; workers/ holds only the plumbing.
+app.autodiscover_tasks(["tenants", "collection", "exports"])

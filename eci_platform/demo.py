@@ -11,16 +11,17 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from collection.forms import StatementForm
+from collection.models import Statement
+from collection.services import statement_record
 from eci_platform.embedded import data_dir
+from regulation.annex_iii import FORM_REVISION
+from regulation.member_states import member_states
+from tenants.audit import SYSTEM_ACTOR
 from tenants.models import Initiative, OrganiserMembership
+from tenants.onboarding import OnboardingRequest, initiative_onboard
 from tenants.selectors import initiative_by_slug
-from tenants.services import (
-    SYSTEM_ACTOR,
-    OnboardingRequest,
-    initiative_details_save,
-    initiative_onboard,
-    initiative_register_texts_update,
-)
+from tenants.services import initiative_details_save, initiative_register_texts_update
 
 DEMO_SLUG = "demo"
 OPERATOR_USERNAME = "operator"
@@ -170,12 +171,6 @@ DEMO_SIGNATORIES = [
 def demo_statements_ensure(initiative: Initiative) -> int:
     """A few statements of invented people, so that counts and exports have something to show. Recorded
     once (only while the initiative has none)."""
-    from collection.forms import StatementForm
-    from collection.models import Statement
-    from collection.services import statement_record
-    from regulation.annex_iii import FORM_REVISION
-    from regulation.member_states import member_states
-
     with initiative:
         if Statement.objects.exists():
             return 0

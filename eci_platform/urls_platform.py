@@ -11,7 +11,7 @@ urlpatterns = [
 ]
 
 # The same error pages as on the initiatives' sites (in the language the locale middleware chose).
-handler400 = "collection.error_pages.bad_request"
-handler403 = "collection.error_pages.permission_denied"
-handler404 = "collection.error_pages.page_not_found"
-handler500 = "collection.error_pages.server_error"
+handler400 = "eci_platform.error_pages.bad_request"
+handler403 = "eci_platform.error_pages.permission_denied"
+handler404 = "eci_platform.error_pages.page_not_found"
+handler500 = "eci_platform.error_pages.server_error"

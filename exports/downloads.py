@@ -22,8 +22,8 @@ from django.urls import reverse
 from exports.models import ExportJob, ExportJobState
 from exports.services import FILE_SUFFIX, MANIFEST_SUFFIX
 from exports.storage import LocalExportStorage, export_storage
+from tenants.audit import audit_record
 from tenants.models import Initiative
-from tenants.services import audit_record
 
 TOKEN_SALT = "exports.download-link"  # noqa: S105  (a signing namespace, not a secret)
 

@@ -8,23 +8,18 @@ a disk. A re-run (lease expired, second delivery) writes the same object key, so
 
 from __future__ import annotations
 
-import datetime
 import functools
 import json
 import logging
 import os
-import queue
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import orjson
-import psycopg
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from collection.models import Statement
@@ -36,6 +31,7 @@ from exports.certificates import (
 )
 from exports.cms import ExportFileWriter
 from exports.models import UNFINISHED_EXPORT_STATES, ExportBatch, ExportJob, ExportJobState
+from exports.snapshot import StatementSnapshot
 from exports.storage import export_object_key, export_storage
 from exports.xml_writer import (
     SCHEMA_PATH,
@@ -46,15 +42,15 @@ from exports.xml_writer import (
     initiative_export_data,
     initiative_export_data_check,
 )
-from regulation.annex_iii import FORM_REVISION_NUMBERS
 from regulation.member_states import member_states
+from tenants.audit import audit_record
 from tenants.authorities import authorities_for_export, authority_certificate
 from tenants.db import connection
 from tenants.guard import PublicSchemaTenantTableError
-from tenants.keyring.keys import UnwrappedKey, data_key
-from tenants.keyring.sealing import SealedRecordError, open_with, sealed_version, sealed_version_bytes
-from tenants.models import Initiative, KeyPurpose
-from tenants.services import audit_record
+from tenants.keyring.sealing import SealedRecordError
+from tenants.models import Initiative
+from workers.base import task_send
+from workers.lease import LeaseLostError, lease_claim, lease_lapse, lease_release, lease_renew
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +62,6 @@ MANIFEST_SUFFIX = ".manifest.json"
 
 class ExportRefusedError(Exception):
     """An export that cannot be made now; the message says which country and why."""
-
-
-class _LeaseLostError(Exception):
-    """Another worker took the job over (this one was too slow to renew): stop, write nothing more."""
 
 
 @dataclass(frozen=True)
@@ -138,43 +130,31 @@ def export_request(*, country: str, actor: str) -> list[ExportJob]:
 
 
 def _jobs_send(job_ids: list[int]) -> None:
-    from workers.tasks import run_export  # the tasks import these services
-
     for job_id in job_ids:
-        run_export.delay(job_id)
+        task_send("exports.run", job_id)
 
 
 # Running ------------------------------------------------------------------------------------------------
 
 
-def _lease_until() -> datetime.datetime:
-    return timezone.now() + datetime.timedelta(seconds=settings.EXPORT_LEASE_SECONDS)
-
-
 def _claim(job_id: int, owner: str) -> bool:
     """Take the job if nobody holds it: a second delivery of the same message finds it taken (or ended)."""
-    now = timezone.now()
-    claimed = (
-        ExportJob.objects.filter(pk=job_id, state__in=UNFINISHED_EXPORT_STATES)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(
-            state=ExportJobState.RUNNING,
-            lease_owner=owner,
-            lease_until=_lease_until(),
-            attempts=F("attempts") + 1,
-            started_at=now,
-            records_written=0,
-            error="",
-        )
+    return lease_claim(
+        ExportJob.objects.filter(pk=job_id, state__in=UNFINISHED_EXPORT_STATES),
+        owner=owner,
+        seconds=settings.EXPORT_LEASE_SECONDS,
+        state=ExportJobState.RUNNING,
+        attempts=F("attempts") + 1,
+        started_at=timezone.now(),
+        records_written=0,
+        error="",
     )
-    return claimed == 1
 
 
 def _renew(job_id: int, owner: str, **progress: object) -> None:
-    if not ExportJob.objects.filter(pk=job_id, lease_owner=owner).update(
-        lease_until=_lease_until(), **progress
-    ):
-        raise _LeaseLostError
+    lease_renew(
+        ExportJob.objects.filter(pk=job_id), owner=owner, seconds=settings.EXPORT_LEASE_SECONDS, **progress
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -224,7 +204,7 @@ def export_run(job_id: int, *, owner: str | None = None) -> ExportOutcome:
     job.refresh_from_db()
     try:
         return _export_write(initiative, job, owner)
-    except _LeaseLostError:
+    except LeaseLostError:
         logger.warning("export job %s: lease lost to another worker, stopped", job.pk)
         return ExportOutcome(job.pk, ExportJobState.RUNNING, 0, ran=False)
     except (ExportRefusedError, ExportDataError, SealedRecordError) as error:
@@ -235,7 +215,7 @@ def export_run(job_id: int, *, owner: str | None = None) -> ExportOutcome:
         # Possibly transient (database, storage): let the lease lapse at once so the reconciler re-sends
         # the job, up to EXPORT_MAX_ATTEMPTS. Logged by its class only: a message might quote data. (The
         # task's retry machinery reports the exception itself; the transient ones are about connections.)
-        ExportJob.objects.filter(pk=job.pk, lease_owner=owner).update(lease_until=timezone.now())
+        lease_lapse(ExportJob.objects.filter(pk=job.pk), owner=owner)
         logger.error("export job %s failed on attempt %s: %s", job.pk, job.attempts, type(error).__name__)
         raise
 
@@ -252,7 +232,7 @@ def _export_write(initiative: Initiative, job: ExportJob, owner: str) -> ExportO
     manifest_key = export_object_key(initiative.schema_name, job.country, job.pk, MANIFEST_SUFFIX)
     initiative_data = initiative_export_data(initiative)
 
-    with _Snapshot(job.country) as (expected, records):
+    with StatementSnapshot(initiative.pk, job.country) as (expected, records):
         _renew(job.pk, owner, records_expected=expected)
         progress = _Progress(job.pk, owner)
         with storage.open_writer(object_key) as output:
@@ -302,7 +282,7 @@ def _export_write(initiative: Initiative, job: ExportJob, owner: str) -> ExportO
         platform_fingerprint=certificate_fingerprint(identity.certificate),
     )
     if not ended:
-        raise _LeaseLostError
+        raise LeaseLostError
     return ExportOutcome(job.pk, ExportJobState.DONE, written, ran=True)
 
 
@@ -335,11 +315,13 @@ def _finish(job: ExportJob, *, owner: str | None, state: str, error: str = "", *
     """End a job (only its lease holder may, unless `owner` is None) and count it off its batch, once."""
     now = timezone.now()
     with transaction.atomic():
-        rows = ExportJob.objects.filter(pk=job.pk, state__in=UNFINISHED_EXPORT_STATES)
-        if owner is not None:
-            rows = rows.filter(lease_owner=owner)
-        ended = rows.update(
-            state=state, error=error[:300], finished_at=now, lease_until=None, lease_owner="", **values
+        ended = lease_release(
+            ExportJob.objects.filter(pk=job.pk, state__in=UNFINISHED_EXPORT_STATES),
+            owner=owner,
+            state=state,
+            error=error[:300],
+            finished_at=now,
+            **values,
         )
         if not ended:
             return False
@@ -358,124 +340,3 @@ def _finish(job: ExportJob, *, owner: str | None, state: str, error: str = "", *
             error=error[:300],
         )
     return True
-
-
-# Reading the statements ---------------------------------------------------------------------------------
-
-
-_VERSION_BYTES = sealed_version_bytes()
-_END_OF_ROWS = object()
-
-
-class _Snapshot:
-    """The country's statements, opened, from one consistent snapshot on a connection of its own: the
-    server-side cursor needs an open transaction, and the lease and progress updates on Django's
-    connection must commit while it streams."""
-
-    def __init__(self, country: str) -> None:
-        self.country = country
-        self.initiative_id = _current_initiative().pk
-        self.schema = connection.schema_name
-        self.stream: psycopg.Connection | None = None
-        # The fetching thread and its stop signal, ended by __exit__ whatever stopped the export.
-        self.stop = threading.Event()
-        self.fetcher: threading.Thread | None = None
-
-    def __enter__(self) -> tuple[int, Iterator[SignatureRecord]]:
-        parameters = connection.get_connection_params()
-        parameters.pop("cursor_factory", None)
-        parameters.pop("context", None)
-        self.stream = psycopg.connect(**parameters, autocommit=False)
-        try:
-            self.stream.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            self.stream.execute("SELECT set_config('search_path', %s, true)", [f'"{self.schema}"'])
-            table = Statement._meta.db_table
-            row = self.stream.execute(
-                f"SELECT count(*) FROM {table} WHERE country = %s",  # noqa: S608  (our table, bound values)
-                [self.country],
-            ).fetchone()
-        except BaseException:
-            self.stream.close()
-            raise
-        expected = int(row[0]) if row else 0
-        return expected, self._records()
-
-    def _records(self) -> Iterator[SignatureRecord]:
-        revisions = FORM_REVISION_NUMBERS
-        initiative_id = self.initiative_id
-        country = self.country
-        keys: dict[int, UnwrappedKey] = {}
-        decode = orjson.loads
-        for rows in self._batches():
-            for record_bytes, record_id, submitted_on, form_revision, sealed in rows:
-                # The version in the header picks the key; open_with checks the header in full.
-                version = int.from_bytes(sealed[_VERSION_BYTES], "big")
-                key = keys.get(version)
-                if key is None:
-                    key = keys[version] = data_key(
-                        initiative_id, KeyPurpose.PERSONAL_DATA, sealed_version(sealed)
-                    )
-                revision = revisions.get(form_revision)
-                if revision is None:
-                    raise ExportDataError(f"statement {record_id}: unknown form revision {form_revision!r}")
-                personal_data = decode(open_with(key, record_bytes, country, sealed))
-                yield SignatureRecord(record_id, submitted_on, revision, personal_data)
-
-    def _batches(self) -> Iterator[list[tuple[bytes, str, datetime.date, str, bytes]]]:
-        """Batches of rows from a thread of their own: PostgreSQL sends the next batch while this one is
-        written (the fetch waits on the network, without the GIL). At most two batches wait: memory stays
-        bounded whatever the number of statements."""
-        stream = self.stream
-        assert stream is not None
-        waiting: queue.Queue[object] = queue.Queue(maxsize=2)
-        stop = self.stop
-        table = Statement._meta.db_table
-        query = (
-            # The submission day is the platform's local day, computed by PostgreSQL.
-            # The id twice: its 16 bytes for the sealing's associated data and its text for the XML, both
-            # made by PostgreSQL (building and printing UUID objects cost the writer a tenth of its time).
-            f"SELECT uuid_send(id), id::text, (submitted_at AT TIME ZONE %s)::date, form_revision, "  # noqa: S608
-            f"sealed_personal_data FROM {table} WHERE country = %s ORDER BY submitted_at, id"
-        )
-
-        def put(item: object) -> None:
-            while not stop.is_set():
-                try:
-                    waiting.put(item, timeout=0.5)
-                    return
-                except queue.Full:
-                    continue
-
-        def fetch() -> None:
-            try:
-                with stream.cursor(name=f"export_{uuid.uuid4().hex}", binary=True) as cursor:
-                    cursor.execute(query, [settings.TIME_ZONE, self.country])
-                    while not stop.is_set() and (rows := cursor.fetchmany(settings.EXPORT_FETCH_RECORDS)):
-                        put(rows)
-                put(_END_OF_ROWS)
-            except BaseException as error:  # handed to the consumer, raised there
-                put(error)
-
-        fetcher = self.fetcher = threading.Thread(target=fetch, name="export-fetch", daemon=True)
-        fetcher.start()
-        try:
-            while True:
-                item = waiting.get()
-                if item is _END_OF_ROWS:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item  # type: ignore[misc]
-        finally:
-            stop.set()
-            fetcher.join(timeout=30)
-
-    def __exit__(self, *_: object) -> None:
-        # The export may have stopped mid-stream (bad data, a lost lease, the storage): the fetching
-        # thread stops before its connection goes, not when the generator is collected.
-        self.stop.set()
-        if self.fetcher is not None:
-            self.fetcher.join(timeout=30)
-        if self.stream is not None:
-            self.stream.rollback()
-            self.stream.close()

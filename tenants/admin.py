@@ -25,14 +25,8 @@ from tenants.models import (
     KeyEncryptionKey,
     ReencryptionJob,
 )
-from tenants.services import (
-    EDITABLE_DETAILS,
-    OnboardingError,
-    TransitionError,
-    initiative_details_save,
-    initiative_onboard,
-    initiative_transition,
-)
+from tenants.onboarding import OnboardingError, initiative_onboard
+from tenants.services import EDITABLE_DETAILS, TransitionError, initiative_details_save, initiative_transition
 
 
 class OperatorSite(admin.AdminSite):

@@ -18,8 +18,8 @@ from exports.certificates import (
     fingerprint_normalised,
 )
 from regulation.member_states import member_state
+from tenants.audit import audit_record
 from tenants.models import CompetentAuthority
-from tenants.services import audit_record
 
 
 class AuthorityError(Exception):

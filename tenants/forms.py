@@ -4,7 +4,7 @@ from django import forms
 from django.conf import settings
 
 from regulation.member_states import member_states
-from tenants.services import OnboardingRequest
+from tenants.onboarding import OnboardingRequest
 
 
 class OnboardingForm(forms.Form):

@@ -19,7 +19,7 @@ from pytest_django.plugin import DjangoDbBlocker
 from tenants.db import connection
 from tenants.keyring.keys import process_key_cache
 from tenants.models import Initiative
-from tenants.services import OnboardingRequest, initiative_onboard, template_schema_ensure
+from tenants.onboarding import OnboardingRequest, initiative_onboard, template_schema_ensure
 
 
 def onboarding_request(slug: str, serial: int, **overrides: object) -> OnboardingRequest:

@@ -5,6 +5,8 @@
   a bug or bad data fails at once instead of retrying.
 - Arguments are ids only: no personal data ever travels through the broker or the result backend.
 - Built on tenant-schemas-celery's task: a task sent from a tenant's context runs in that schema.
+- Declared as shared tasks and sent by name (`task_send`), so that services never import a tasks module
+  and this package imports no app: each app's `tasks.py` imports its services, never the other way.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from celery import current_app, shared_task
 from tenant_schemas_celery.task import TenantTask
 
-from eci_platform.celery import app
-from eci_platform.transient import TRANSIENT_ERRORS
+from workers.queues import QUEUES
+from workers.transient import TRANSIENT_ERRORS
 
 
 class TaskArgumentError(TypeError):
@@ -66,6 +69,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 def platform_task(name: str, **options: Any) -> Callable[[F], Any]:
     """Declare a task with an explicit name and the platform's base class."""
     queue = name.split(".", 1)[0]
-    if queue not in ("default", "exports", "keys", "maintenance"):
+    if queue not in QUEUES:
         raise ValueError(f"Task name {name!r} must start with its queue.")
-    return app.task(name=name, base=PlatformTask, bind=False, **options)
+    return shared_task(name=name, base=PlatformTask, bind=False, **options)
+
+
+def task_send(name: str, *ids: int | uuid.UUID | str, countdown: float | None = None) -> Any:
+    """Send the task registered as `name` with ids as its arguments, from the current schema (its
+    tenant header goes with it). Looked up by name at run time, so the sender imports no tasks module."""
+    task = current_app.tasks[name]
+    return task.apply_async(args=list(ids), countdown=countdown)

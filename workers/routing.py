@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-QUEUES = ("default", "exports", "keys", "maintenance")
+from workers.queues import QUEUES
 
 
 def route_by_name_prefix(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from celery.schedules import crontab
 from kombu import Queue
 
 from eci_platform.settings.environment import env
 from eci_platform.settings.redis import REDIS_URL
+from workers.queues import QUEUES
+from workers.schedule import BEAT_SCHEDULE
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
@@ -16,7 +17,7 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "Europe/Brussels"
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_QUEUES = [Queue("default"), Queue("exports"), Queue("keys"), Queue("maintenance")]
+CELERY_TASK_QUEUES = [Queue(name) for name in QUEUES]
 # Tasks are named `<queue>.<what>`; the router sends them by that prefix.
 CELERY_TASK_ROUTES = ("workers.routing.route_by_name_prefix",)
 CELERY_TASK_ACKS_LATE = True
@@ -27,12 +28,4 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
-CELERY_BEAT_SCHEDULE = {
-    "reconcile-provisioning": {"task": "maintenance.reconcile_provisioning", "schedule": 300.0},
-    "reconcile-keys": {"task": "keys.reconcile", "schedule": 30.0},
-    "follow-calendar": {"task": "maintenance.follow_calendar", "schedule": 3600.0},
-    "refresh-all-counts": {"task": "default.refresh_all_counts", "schedule": 60.0},
-    # Nightly, when few sign: compare the published counts with the table and correct drift.
-    "reconcile-all-counts": {"task": "default.reconcile_all_counts", "schedule": crontab(hour=3, minute=15)},
-    "reconcile-exports": {"task": "exports.reconcile", "schedule": 30.0},
-}
+CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE

@@ -114,7 +114,7 @@ if not DEBUG:
 
 CSRF_TRUSTED_ORIGINS = [f"https://{PLATFORM_DOMAIN}"]
 # In the visitor's language on an initiative's public pages too.
-CSRF_FAILURE_VIEW = "collection.error_pages.csrf_failure"
+CSRF_FAILURE_VIEW = "eci_platform.error_pages.csrf_failure"
 
 # The operator of this collection system, named in every privacy notice as joint controller of the
 # signatories' data with the initiative's organisers (Art. 19(1)-(3) of Regulation 2019/788).

@@ -23,7 +23,7 @@ from eci_platform.demo import demo_initiative_ensure
 from eci_platform.embedded import REPOSITORY_ROOT
 from tenants.keyring.sealing import open_sealed
 from tenants.models import Initiative
-from tenants.services import initiative_onboard
+from tenants.onboarding import initiative_onboard
 from tests.conftest import onboarding_request
 from tests.processes import committed_initiative_remove, gunicorn, platform_environment
 

@@ -20,17 +20,12 @@ from pytest_django.plugin import DjangoDbBlocker
 from collection.models import Statement
 from collection.selectors import COUNTS_CACHE_KEY, counts_published
 from collection.services import counts_reconcile, counts_refresh
+from collection.tasks import reconcile_all_counts, reconcile_counts, refresh_all_counts, refresh_counts
 from eci_platform.celery import app
 from tenants.db import connection
 from tenants.models import VISIBLE_STATES, Initiative, InitiativeState
 from tests.collection.test_signing import sign, valid_form
 from tests.conftest import client_for
-from workers.tasks import (
-    reconcile_all_counts,
-    reconcile_counts,
-    refresh_all_counts,
-    refresh_counts,
-)
 
 SERVICES_LOGGER = "collection.services"
 

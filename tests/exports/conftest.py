@@ -25,7 +25,8 @@ from regulation.member_states import member_states
 from tenants.authorities import authority_confirm, authority_register
 from tenants.db import connection
 from tenants.models import CompetentAuthority, Initiative
-from tenants.services import initiative_details_save, initiative_onboard, initiative_register_texts_update
+from tenants.onboarding import initiative_onboard
+from tenants.services import initiative_details_save, initiative_register_texts_update
 from tests.collection.test_signing import valid_form
 from tests.conftest import onboarding_request
 from tests.processes import committed_initiative_remove

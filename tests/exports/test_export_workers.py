@@ -35,12 +35,12 @@ from exports.models import ExportJob, ExportJobState
 from exports.selectors import export_jobs_to_resume
 from exports.services import export_request, export_run, platform_signing_identity
 from exports.storage import S3ExportStorage, export_storage
+from exports.tasks import reconcile_exports, run_export
 from regulation.annex_iii import FORM_REVISION
 from tenants.models import CompetentAuthority
 from tests.exports.conftest import AuthorityKeys, ExportingInitiative, personal_data_of
 from tests.loading import statements_bulk_load
 from tests.processes import platform_environment
-from workers.tasks import reconcile_exports, run_export
 
 Factory = Callable[[dict[str, int]], ExportingInitiative]
 QUEUES = ["default", "exports", "keys", "maintenance"]

@@ -415,7 +415,7 @@ def test_a_broker_outage_still_saves_the_request_for_the_reconciler(
 ) -> None:
     from kombu.exceptions import OperationalError
 
-    from workers.tasks import run_export
+    from exports.tasks import run_export
 
     def broker_down(*args: object, **kwargs: object) -> None:
         raise OperationalError("Error 111 connecting to the broker. Connection refused.")

@@ -23,10 +23,11 @@ from tenants.keyring.providers import (
     key_provider,
     key_provider_reset,
 )
-from tenants.keyring.rotation import initiative_keys_destroy, kek_rotate
+from tenants.keyring.rotation import kek_rotate
 from tenants.keyring.sealing import open_sealed
+from tenants.keyring.shredding import initiative_keys_destroy
 from tenants.models import KeyEncryptionKey
-from tenants.services import initiative_onboard
+from tenants.onboarding import initiative_onboard
 from tests.conftest import onboarding_request
 
 CONTEXT = {"initiative": "1", "purpose": "personal", "version": "1"}

@@ -20,7 +20,7 @@ from tenants.keyring.index import (
 from tenants.keyring.keys import KeyUnavailableError, process_key_cache
 from tenants.keyring.sealing import SealedRecordError, open_sealed, seal
 from tenants.models import DataKey, Initiative, KeyPurpose
-from tenants.services import initiative_onboard
+from tenants.onboarding import initiative_onboard
 from tests.conftest import onboarding_request
 
 pytestmark = pytest.mark.django_db
@@ -78,7 +78,7 @@ def test_an_unknown_version_fails_closed(alpha: Initiative) -> None:
 
 
 def test_a_destroyed_version_fails_closed(alpha: Initiative) -> None:
-    from tenants.keyring.rotation import initiative_keys_destroy
+    from tenants.keyring.shredding import initiative_keys_destroy
 
     fresh = initiative_onboard(onboarding_request("destroyed-key", 800001), actor="t", provision="now")
     record = uuid.uuid4()

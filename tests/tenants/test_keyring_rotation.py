@@ -14,16 +14,16 @@ from collection.sealed import personal_data_decode, statement_identity
 from collection.services import DuplicateStatementError, statement_record
 from tenants.keyring.index import index_digest
 from tenants.keyring.keys import KeyUnavailableError, data_key, process_key_cache
+from tenants.keyring.reencryption import reencryption_run
 from tenants.keyring.rotation import (
     RotationError,
     data_key_announce,
     data_key_promote,
-    initiative_keys_destroy,
     kek_rotate,
     reencryption_request,
-    reencryption_run,
 )
 from tenants.keyring.sealing import open_sealed
+from tenants.keyring.shredding import initiative_keys_destroy
 from tenants.models import (
     AuditEvent,
     DataKey,
@@ -33,7 +33,7 @@ from tenants.models import (
     KeyPurpose,
     ReencryptionJob,
 )
-from tenants.services import initiative_onboard
+from tenants.onboarding import initiative_onboard
 from tests.conftest import onboarding_request
 
 pytestmark = pytest.mark.django_db

@@ -23,12 +23,8 @@ from collection.models import Statement
 from collection.services import statement_record
 from eci_platform.embedded import REPOSITORY_ROOT
 from tenants.db import connection
-from tenants.keyring.rotation import (
-    data_key_announce,
-    data_key_promote,
-    reencryption_request,
-    reencryption_run,
-)
+from tenants.keyring.reencryption import reencryption_run
+from tenants.keyring.rotation import data_key_announce, data_key_promote, reencryption_request
 from tenants.keyring.sealing import open_sealed
 from tenants.keyring.selectors import reencryption_jobs_to_resume
 from tenants.models import (
@@ -38,7 +34,7 @@ from tenants.models import (
     KeyPurpose,
     ReencryptionJob,
 )
-from tenants.services import initiative_onboard
+from tenants.onboarding import initiative_onboard
 from tests.conftest import onboarding_request
 from tests.processes import committed_initiative_remove, platform_environment
 
@@ -239,8 +235,9 @@ def test_a_plaintext_canary_appears_nowhere_in_the_database_the_logs_or_redis(
 ) -> None:
     from celery.contrib.testing.worker import start_worker
 
+    from collection.tasks import refresh_counts
     from eci_platform.celery import app
-    from workers.tasks import reencrypt, refresh_counts
+    from tenants.tasks import reencrypt
 
     caplog.set_level("DEBUG")
     data = {
@@ -345,7 +342,7 @@ def test_the_sweep_runs_as_a_celery_job_on_a_real_worker(committed: Initiative) 
     from celery.contrib.testing.worker import start_worker
 
     from eci_platform.celery import app
-    from workers.tasks import reencrypt
+    from tenants.tasks import reencrypt
 
     _write(committed, range(250))
     target = data_key_announce(committed, KeyPurpose.PERSONAL_DATA, actor="t")

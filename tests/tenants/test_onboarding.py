@@ -16,7 +16,7 @@ from django_tenants.utils import schema_exists
 from collection.models import Statement
 from tenants.db import connection
 from tenants.models import AuditEvent, Domain, Initiative, InitiativeState, OrganiserMembership
-from tenants.services import OnboardingError, initiative_onboard, initiative_provision, onboarding_errors
+from tenants.onboarding import OnboardingError, initiative_onboard, initiative_provision, onboarding_errors
 from tests.conftest import client_for, onboarding_request
 
 pytestmark = pytest.mark.django_db
@@ -210,7 +210,7 @@ def test_lost_provisioning_is_re_sent_by_the_reconciler(
     django_capture_on_commit_callbacks: pytest.FixtureRequest,
 ) -> None:
     from eci_platform.celery import app
-    from workers.tasks import reconcile_provisioning
+    from tenants.tasks import reconcile_provisioning
 
     with django_capture_on_commit_callbacks():  # type: ignore[operator]
         fresh = initiative_onboard(onboarding_request("iota", 9), actor="operator", provision="worker")
@@ -232,7 +232,7 @@ def test_a_slug_taken_between_validation_and_insert_is_a_clear_refusal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Two operators onboarding the same slug at once: both pass validation, the database decides.
-    monkeypatch.setattr("tenants.services.onboarding_errors", lambda request: {})
+    monkeypatch.setattr("tenants.onboarding.onboarding_errors", lambda request: {})
     before = (Initiative.objects.count(), AuditEvent.objects.count())
     with pytest.raises(OnboardingError, match="just taken"):
         initiative_onboard(onboarding_request("alpha", 11), actor="t", provision="now")

@@ -13,12 +13,13 @@ from django.db import OperationalError
 from pytest_django.plugin import DjangoDbBlocker
 
 from collection.models import Statement
+from collection.tasks import refresh_counts
 from eci_platform.celery import app
 from tenants.db import connection
 from tenants.models import Initiative
+from tenants.tasks import provision_initiative
 from workers.base import PlatformTask, TaskArgumentError, _check_ids_only, platform_task
 from workers.routing import route_by_name_prefix
-from workers.tasks import provision_initiative, refresh_counts
 
 
 @pytest.fixture

@@ -31,8 +31,9 @@ from exports.development import (
     demo_authorities_folder,
     signing_identity_files_ensure,
 )
-from tenants.services import platform_migrate
+from tenants.onboarding import platform_migrate
 from tenants.urls import initiative_site_url, platform_url
+from workers.queues import QUEUES
 
 
 def _port_free(port: int) -> bool:
@@ -104,7 +105,7 @@ class Command(BaseCommand):
                 "--loglevel",
                 "INFO",
                 "--queues",
-                "default,exports,keys,maintenance",
+                ",".join(QUEUES),
                 "--concurrency",
                 "2",
             ]

@@ -10,10 +10,10 @@ from django.core.management.base import CommandParser
 
 from exports.models import UNFINISHED_EXPORT_STATES, ExportJob, ExportJobState
 from exports.services import ExportRefusedError, export_request
+from tenants.audit import COMMAND_LINE_ACTOR
 from tenants.db import connection
 from tenants.management.commands._output import JsonCommand
 from tenants.selectors import initiative_by_slug
-from tenants.services import COMMAND_LINE_ACTOR
 
 
 def job_summary(job: ExportJob) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tenants.management.commands._output import JsonCommand
-from tenants.services import platform_migrate
+from tenants.onboarding import platform_migrate
 
 
 class Command(JsonCommand):

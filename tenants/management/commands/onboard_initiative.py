@@ -7,8 +7,9 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
+from tenants.audit import COMMAND_LINE_ACTOR
 from tenants.management.commands._output import JsonCommand
-from tenants.services import COMMAND_LINE_ACTOR, OnboardingError, OnboardingRequest, initiative_onboard
+from tenants.onboarding import OnboardingError, OnboardingRequest, initiative_onboard
 from tenants.urls import initiative_site_url
 
 

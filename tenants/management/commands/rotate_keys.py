@@ -9,12 +9,12 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
+from tenants.audit import COMMAND_LINE_ACTOR
 from tenants.keyring.rotation import RotationError, initiative_keys_rotate
 from tenants.keyring.selectors import initiative_keys
 from tenants.management.commands._output import JsonCommand
 from tenants.models import DataKey, DataKeyState, ReencryptionJob, ReencryptionJobState
 from tenants.selectors import initiative_by_slug
-from tenants.services import COMMAND_LINE_ACTOR
 
 FINAL_JOB_STATES = (ReencryptionJobState.FINISHED, ReencryptionJobState.FAILED)
 

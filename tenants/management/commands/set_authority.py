@@ -12,10 +12,10 @@ from typing import Any
 from django.core.management.base import CommandParser
 from django.utils import timezone
 
+from tenants.audit import COMMAND_LINE_ACTOR
 from tenants.authorities import AuthorityError, authority_confirm, authority_problem, authority_register
 from tenants.management.commands._output import JsonCommand
 from tenants.models import CompetentAuthority
-from tenants.services import COMMAND_LINE_ACTOR
 
 
 def authority_summary(authority: CompetentAuthority) -> dict[str, Any]:

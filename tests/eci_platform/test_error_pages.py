@@ -11,7 +11,7 @@ from django.test import Client, RequestFactory
 from django.utils import translation
 from django.utils.translation import gettext
 
-from collection import error_pages
+from eci_platform import error_pages
 from tenants.models import Initiative
 from tests.collection.test_signing import valid_form
 from tests.conftest import client_for, host_of
