@@ -38,6 +38,8 @@ bench: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	# The import contracts of pyproject.toml: imports run one way (regulation, workers < tenants < collection < exports).
+	$(BIN)/lint-imports --no-cache
 	# mypy's Django plugin loads the settings: give it addresses so it starts no embedded service.
 	DEBUG=$${DEBUG:-1} DATABASE_URL=$${DATABASE_URL:-postgres://mypy@127.0.0.1:1/none} \
 		REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:1/0} $(BIN)/mypy .

@@ -21,7 +21,8 @@ from django.urls import reverse
 
 from exports.models import ExportJob, ExportJobState
 from exports.services import FILE_SUFFIX, MANIFEST_SUFFIX
-from exports.storage import LocalExportStorage, export_storage
+from exports.storage import export_storage
+from exports.storage.local import LocalExportStorage
 from tenants.audit import audit_record
 from tenants.models import Initiative
 

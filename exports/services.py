@@ -32,7 +32,8 @@ from exports.certificates import (
 from exports.cms import ExportFileWriter
 from exports.models import UNFINISHED_EXPORT_STATES, ExportBatch, ExportJob, ExportJobState
 from exports.snapshot import StatementSnapshot
-from exports.storage import export_object_key, export_storage
+from exports.storage import export_storage
+from exports.storage.base import export_object_key
 from exports.xml_writer import (
     SCHEMA_PATH,
     SCHEMA_VERSION,

@@ -34,7 +34,8 @@ from exports.cms import export_file_read
 from exports.models import ExportJob, ExportJobState
 from exports.selectors import export_jobs_to_resume
 from exports.services import export_request, export_run, platform_signing_identity
-from exports.storage import S3ExportStorage, export_storage
+from exports.storage import export_storage
+from exports.storage.s3 import S3ExportStorage
 from exports.tasks import reconcile_exports, run_export
 from regulation.annex_iii import FORM_REVISION
 from tenants.models import CompetentAuthority

@@ -30,7 +30,9 @@ from exports.downloads import DownloadKind, export_download_token
 from exports.models import ExportBatch, ExportJob, ExportJobState
 from exports.selectors import UNCLAIMED_GRACE, export_jobs_to_resume
 from exports.services import export_run
-from exports.storage import LocalExportStorage, S3ExportStorage, export_storage
+from exports.storage import export_storage
+from exports.storage.local import LocalExportStorage
+from exports.storage.s3 import S3ExportStorage
 from tenants.models import AuditEvent, CompetentAuthority, Initiative, OrganiserMembership
 from tests.conftest import client_for, host_of
 from tests.exports.conftest import ExportingInitiative

@@ -15,18 +15,17 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from exports.storage import (
+from exports.storage import export_storage, export_storage_for
+from exports.storage.base import (
     S3_DEFAULT_PART_BYTES,
     ExportObjectNotFoundError,
     ExportStorage,
     InvalidObjectKeyError,
-    LocalExportStorage,
-    S3ExportStorage,
     check_object_key,
     export_object_key,
-    export_storage,
-    export_storage_for,
 )
+from exports.storage.local import LocalExportStorage
+from exports.storage.s3 import S3ExportStorage
 
 KEY = "exports/i_abc123/BE/42.p7m"
 MiB = 1024 * 1024

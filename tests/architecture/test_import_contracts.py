@@ -1,0 +1,69 @@
+"""The import contracts of pyproject.toml hold, and they would catch a wrong-way import: the same check
+on a copy of the tree with one such import added fails and names it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+PACKAGES = ("eci_platform", "exports", "collection", "tenants", "workers", "regulation", "eci_crypto")
+LINT_IMPORTS = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+
+
+def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
+    assert LINT_IMPORTS, "import-linter is a development dependency"
+    return subprocess.run(
+        [LINT_IMPORTS, "--no-cache"],
+        cwd=tree,
+        env={"PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _copy_of_the_tree(destination: Path) -> Path:
+    for package in PACKAGES:
+        if (REPOSITORY / package).is_dir():
+            shutil.copytree(
+                REPOSITORY / package,
+                destination / package,
+                ignore=shutil.ignore_patterns("__pycache__", "locale", "static", "templates", "*.csv"),
+            )
+    shutil.copy(REPOSITORY / "pyproject.toml", destination / "pyproject.toml")
+    return destination
+
+
+def test_the_tree_keeps_its_import_contracts() -> None:
+    result = _lint_imports(REPOSITORY)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "broken" not in result.stdout.lower().replace("0 broken", "")
+
+
+@pytest.mark.parametrize(
+    ("module", "wrong_way_import", "named"),
+    [
+        ("tenants/models.py", "import collection.models", "tenants is not allowed to import collection"),
+        ("collection/services.py", "import exports.services", "collection is not allowed to import exports"),
+        ("workers/base.py", "import tenants.models", "workers is not allowed to import tenants"),
+        (
+            "regulation/periods.py",
+            "import django.utils.timezone",
+            "regulation is not allowed to import django",
+        ),
+    ],
+)
+def test_a_wrong_way_import_breaks_a_contract(
+    tmp_path: Path, module: str, wrong_way_import: str, named: str
+) -> None:
+    tree = _copy_of_the_tree(tmp_path)
+    with (tree / module).open("a") as source:
+        source.write(f"\n{wrong_way_import}  # added by the test\n")
+    result = _lint_imports(tree)
+    assert result.returncode != 0
+    assert named in result.stdout, result.stdout
