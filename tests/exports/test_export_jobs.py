@@ -303,7 +303,7 @@ def test_the_lease_is_renewed_by_time_too_not_only_every_so_many_records(
 ) -> None:
     import time
 
-    from exports import services
+    from exports import services, snapshot
 
     renewals: list[dict[str, object]] = []
     renew = services._renew
@@ -314,13 +314,13 @@ def test_the_lease_is_renewed_by_time_too_not_only_every_so_many_records(
 
     monkeypatch.setattr(services, "_renew", counted_renew)
     monkeypatch.setattr(services._Progress, "CLOCK_RECORDS", 10)
-    slow_open = services.open_with
+    slow_open = snapshot.open_with
 
     def slowly(*args: object) -> bytes:
         time.sleep(0.002)  # a slow export: 200 records take 0.4 s, longer than the lease below
         return slow_open(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(services, "open_with", slowly)
+    monkeypatch.setattr(snapshot, "open_with", slowly)
     exporting = exporting_factory({"FR": 200})
     with exporting.initiative, override_settings(EXPORT_LEASE_SECONDS=0.15, EXPORT_PROGRESS_RECORDS=10**9):
         (job,) = export_request(country="FR", actor="t")
