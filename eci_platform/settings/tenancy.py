@@ -3,7 +3,7 @@
 TENANT_MODEL = "tenants.Initiative"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 # New initiative schemas are cloned from this template (kept migrated by `migrate_platform`), so
-# onboarding never runs the migrations from scratch (see tenants.services._schema_create).
+# onboarding never runs the migrations from scratch (see tenants.onboarding._schema_create).
 INITIATIVE_TEMPLATE_SCHEMA = "tenant_template"
 # Raise when code queries a tenant table while the connection is on the public schema.
 TENANT_TABLE_GUARD = True

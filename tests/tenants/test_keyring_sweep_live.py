@@ -134,7 +134,7 @@ def test_a_sweep_whose_worker_is_killed_resumes_from_its_checkpoint(
         ids = sorted(Statement.objects.values_list("pk", flat=True))
     environment = platform_environment(keystore, **{name: str(value) for name, value in FAST.items()})
     script = (
-        "import sys, django; django.setup(); from tenants.keyring.rotation import reencryption_run; "
+        "import sys, django; django.setup(); from tenants.keyring.reencryption import reencryption_run; "
         "reencryption_run(int(sys.argv[1]))"
     )
 
