@@ -21,8 +21,8 @@ from pytest_django.plugin import DjangoDbBlocker
 
 from collection.models import Statement
 from collection.views import FORM_REVISION
+from eci_crypto.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
 from eci_platform.embedded import REPOSITORY_ROOT
-from exports.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
 from exports.models import ExportJob
 from exports.services import export_request
 from tenants.authorities import authority_confirm, authority_register

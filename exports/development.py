@@ -13,7 +13,7 @@ from pathlib import Path
 from django.conf import settings
 
 from collection.member_states import member_states
-from exports.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
+from eci_crypto.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
 
 DEMO_ACTOR = "make-dev"
 

@@ -29,13 +29,13 @@ from django.utils import timezone
 
 from collection.member_states import member_states
 from collection.models import Statement
-from exports.certificates import (
+from eci_crypto.certificates import (
     CertificateError,
     SigningIdentity,
     certificate_fingerprint,
     signing_identity_from_files,
 )
-from exports.cms import ExportFileWriter
+from eci_crypto.cms.writer import ExportFileWriter
 from exports.models import UNFINISHED_EXPORT_STATES, ExportBatch, ExportJob, ExportJobState
 from exports.storage import export_object_key, export_storage
 from exports.xml_writer import (

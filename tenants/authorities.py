@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from collection.member_states import member_state
-from exports.certificates import (
+from eci_crypto.certificates import (
     CertificateError,
     certificate_fingerprint,
     certificate_load,

@@ -20,7 +20,7 @@ from collection.forms import StatementForm
 from collection.member_states import member_states
 from collection.services import statement_record
 from collection.views import FORM_REVISION
-from exports.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
+from eci_crypto.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
 from exports.storage import S3ExportStorage, export_storage
 from tenants.authorities import authority_confirm, authority_register
 from tenants.db import connection

@@ -29,14 +29,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from lxml import etree
 
-from exports.certificates import (
+from eci_crypto.certificates import (
     CertificateError,
     certificate_fingerprint,
     certificate_load,
     fingerprint_normalised,
     private_key_load,
 )
-from exports.cms import ExportFileError, VerifiedExport, export_file_read
+from eci_crypto.cms.reader import ExportFileError, VerifiedExport, export_file_read
 from exports.services import (
     FILE_SUFFIX,
     MANIFEST_FORMAT,
