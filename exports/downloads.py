@@ -19,8 +19,8 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
+from exports.format import FILE_SUFFIX, MANIFEST_SUFFIX
 from exports.models import ExportJob, ExportJobState
-from exports.services import FILE_SUFFIX, MANIFEST_SUFFIX
 from exports.storage import LocalExportStorage, export_storage
 from tenants.models import Initiative
 from tenants.services import audit_record

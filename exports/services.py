@@ -36,12 +36,18 @@ from eci_crypto.certificates import (
     signing_identity_from_files,
 )
 from eci_crypto.cms.writer import ExportFileWriter
+from exports.format import (
+    FILE_SUFFIX,
+    MANIFEST_FORMAT,
+    MANIFEST_SUFFIX,
+    MANIFEST_VERSION,
+    SCHEMA_PATH,
+    SCHEMA_VERSION,
+)
 from exports.models import UNFINISHED_EXPORT_STATES, ExportBatch, ExportJob, ExportJobState
 from exports.storage import export_object_key, export_storage
 from exports.xml_writer import (
     ANNEX_REVISIONS,
-    SCHEMA_PATH,
-    SCHEMA_VERSION,
     ExportDataError,
     SignatureRecord,
     export_xml_write,
@@ -57,11 +63,6 @@ from tenants.models import Initiative, KeyPurpose
 from tenants.services import audit_record
 
 logger = logging.getLogger(__name__)
-
-MANIFEST_FORMAT = "eci-export-manifest"
-MANIFEST_VERSION = 1
-FILE_SUFFIX = ".xml.p7m"
-MANIFEST_SUFFIX = ".manifest.json"
 
 
 class ExportRefusedError(Exception):

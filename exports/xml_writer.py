@@ -16,8 +16,6 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from django.utils import timezone
@@ -28,9 +26,6 @@ from collection.member_states import member_states
 if TYPE_CHECKING:
     from collection.models import Statement
     from tenants.models import Initiative
-
-SCHEMA_PATH = Path(__file__).with_name("schema") / "export-v1.xsd"
-SCHEMA_VERSION = 1
 
 # The statements store the revision of the form they were signed on (collection/views.py FORM_REVISION);
 # the export carries Annex III's revision as an integer. A new form revision needs a line here.
@@ -156,11 +151,6 @@ def signature_record(statement: Statement, personal_data: Mapping[str, str]) -> 
         annex_revision=annex_revision(statement.form_revision),
         personal_data=personal_data,
     )
-
-
-@cache
-def export_schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(SCHEMA_PATH)))
 
 
 def export_xml_write(

@@ -19,10 +19,10 @@ from collection.member_states import member_states
 from collection.models import Statement
 from eci_crypto.certificates import private_key_load
 from eci_crypto.cms.reader import ExportFileError, export_file_read
+from exports.format import export_schema
 from exports.models import ExportBatch, ExportJob, ExportJobState
 from exports.services import ExportRefusedError, export_request, export_run, platform_signing_identity
 from exports.storage import export_storage
-from exports.xml_writer import export_schema
 from tenants.models import AuditEvent, CompetentAuthority
 from tests.exports.conftest import (
     AuthorityKeys,

@@ -20,15 +20,14 @@ from lxml import etree
 
 from collection.member_states import member_states
 from collection.models import Statement
+from exports.format import SCHEMA_PATH, export_schema
 from exports.xml_writer import (
     DOCUMENT_PROPERTIES,
-    SCHEMA_PATH,
     EmptyExportError,
     ExportDataError,
     InitiativeExportData,
     SignatureRecord,
     annex_revision,
-    export_schema,
     export_xml_write,
     initiative_export_data,
     signature_record,

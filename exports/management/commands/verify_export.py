@@ -37,14 +37,8 @@ from eci_crypto.certificates import (
     private_key_load,
 )
 from eci_crypto.cms.reader import ExportFileError, VerifiedExport, export_file_read
-from exports.services import (
-    FILE_SUFFIX,
-    MANIFEST_FORMAT,
-    MANIFEST_SUFFIX,
-    ExportRefusedError,
-    platform_signing_identity,
-)
-from exports.xml_writer import SCHEMA_PATH, export_schema
+from exports.format import FILE_SUFFIX, MANIFEST_FORMAT, MANIFEST_SUFFIX, SCHEMA_PATH, export_schema
+from exports.services import ExportRefusedError, platform_signing_identity
 
 _READ_SIZE = 1024 * 1024
 _PARTIAL_SUFFIX = ".partial"
