@@ -46,10 +46,9 @@ from exports.format import (
 )
 from exports.models import UNFINISHED_EXPORT_STATES, ExportBatch, ExportJob, ExportJobState
 from exports.storage import export_object_key, export_storage
+from exports.xml_signatures import ExportDataError, SignatureRecord
 from exports.xml_writer import (
     ANNEX_REVISIONS,
-    ExportDataError,
-    SignatureRecord,
     export_xml_write,
     initiative_export_data,
     initiative_export_data_check,

@@ -21,12 +21,10 @@ from lxml import etree
 from collection.member_states import member_states
 from collection.models import Statement
 from exports.format import SCHEMA_PATH, export_schema
+from exports.xml_signatures import DOCUMENT_PROPERTIES, ExportDataError, SignatureRecord
 from exports.xml_writer import (
-    DOCUMENT_PROPERTIES,
     EmptyExportError,
-    ExportDataError,
     InitiativeExportData,
-    SignatureRecord,
     annex_revision,
     export_xml_write,
     initiative_export_data,
