@@ -20,8 +20,8 @@ from django.conf import settings
 from pytest_django.plugin import DjangoDbBlocker
 
 from collection.models import Statement
+from eci_crypto.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
 from eci_platform.embedded import REPOSITORY_ROOT
-from exports.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
 from exports.models import ExportJob
 from exports.services import export_request
 from regulation.annex_iii import FORM_REVISION

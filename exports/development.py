@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from exports.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
+from eci_crypto.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
 from regulation.member_states import member_states
 
 DEMO_ACTOR = "make-dev"

@@ -19,8 +19,8 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
+from exports.format import FILE_SUFFIX, MANIFEST_SUFFIX
 from exports.models import ExportJob, ExportJobState
-from exports.services import FILE_SUFFIX, MANIFEST_SUFFIX
 from exports.storage import export_storage
 from exports.storage.local import LocalExportStorage
 from tenants.audit import audit_record

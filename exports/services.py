@@ -23,22 +23,27 @@ from django.db.models import F
 from django.utils import timezone
 
 from collection.models import Statement
-from exports.certificates import (
+from eci_crypto.certificates import (
     CertificateError,
     SigningIdentity,
     certificate_fingerprint,
     signing_identity_from_files,
 )
-from exports.cms import ExportFileWriter
+from eci_crypto.cms.writer import ExportFileWriter
+from exports.format import (
+    FILE_SUFFIX,
+    MANIFEST_FORMAT,
+    MANIFEST_SUFFIX,
+    MANIFEST_VERSION,
+    SCHEMA_PATH,
+    SCHEMA_VERSION,
+)
 from exports.models import UNFINISHED_EXPORT_STATES, ExportBatch, ExportJob, ExportJobState
 from exports.snapshot import StatementSnapshot
 from exports.storage import export_storage
 from exports.storage.base import export_object_key
+from exports.xml_signatures import ExportDataError, SignatureRecord
 from exports.xml_writer import (
-    SCHEMA_PATH,
-    SCHEMA_VERSION,
-    ExportDataError,
-    SignatureRecord,
     export_xml_write,
     initiative_export_data,
     initiative_export_data_check,
@@ -54,11 +59,6 @@ from workers.base import task_send
 from workers.lease import LeaseLostError, lease_claim, lease_lapse, lease_release, lease_renew
 
 logger = logging.getLogger(__name__)
-
-MANIFEST_FORMAT = "eci-export-manifest"
-MANIFEST_VERSION = 1
-FILE_SUFFIX = ".xml.p7m"
-MANIFEST_SUFFIX = ".manifest.json"
 
 
 class ExportRefusedError(Exception):

@@ -15,10 +15,7 @@ import psycopg
 from django.conf import settings
 
 from collection.models import Statement
-from exports.xml_writer import (
-    ExportDataError,
-    SignatureRecord,
-)
+from exports.xml_signatures import ExportDataError, SignatureRecord
 from regulation.annex_iii import FORM_REVISION_NUMBERS
 from tenants.db import connection
 from tenants.keyring.keys import UnwrappedKey, data_key

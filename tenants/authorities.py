@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from django.db import transaction
 from django.utils import timezone
 
-from exports.certificates import (
+from eci_crypto.certificates import (
     CertificateError,
     certificate_fingerprint,
     certificate_load,

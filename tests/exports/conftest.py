@@ -18,7 +18,7 @@ from pytest_django.plugin import DjangoDbBlocker
 
 from collection.forms import StatementForm
 from collection.services import statement_record
-from exports.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
+from eci_crypto.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
 from exports.storage import export_storage
 from exports.storage.s3 import S3ExportStorage
 from regulation.annex_iii import FORM_REVISION

@@ -1,6 +1,6 @@
-"""Export files (exports/cms.py): signed and encrypted CMS written and read as streams, that stock OpenSSL
+"""Export files (eci_crypto/cms/): signed and encrypted CMS written and read as streams, that stock OpenSSL
 decrypts and verifies, that fail clearly when altered or not ours, and that keep memory flat. Also the
-certificate helpers (exports/certificates.py). No database needed."""
+certificate helpers (eci_crypto/certificates.py). No database needed."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
-from exports import cms as export_cms
-from exports.certificates import (
+from eci_crypto import cms as export_cms
+from eci_crypto.certificates import (
     CertificateError,
     SigningIdentity,
     certificate_fingerprint,
@@ -36,17 +36,14 @@ from exports.certificates import (
     signing_identity_from_files,
     signing_identity_load,
 )
-from exports.cms import (
-    AuthEnvelopedDataWriter,
+from eci_crypto.cms.reader import (
     ExportFileError,
-    ExportFileWriter,
-    ExportSummary,
-    SignedDataWriter,
     VerifiedExport,
     auth_enveloped_data_decrypt,
     export_file_read,
     signed_data_read,
 )
+from eci_crypto.cms.writer import AuthEnvelopedDataWriter, ExportFileWriter, ExportSummary, SignedDataWriter
 
 OPENSSL = shutil.which("openssl")
 needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="the openssl command is not installed")

@@ -16,12 +16,12 @@ from lxml import etree
 from pytest_django.plugin import DjangoDbBlocker
 
 from collection.models import Statement
-from exports.certificates import private_key_load
-from exports.cms import ExportFileError, export_file_read
+from eci_crypto.certificates import private_key_load
+from eci_crypto.cms.reader import ExportFileError, export_file_read
+from exports.format import export_schema
 from exports.models import ExportBatch, ExportJob, ExportJobState
 from exports.services import ExportRefusedError, export_request, export_run, platform_signing_identity
 from exports.storage import export_storage
-from exports.xml_writer import export_schema
 from regulation.member_states import member_states
 from tenants.models import AuditEvent, CompetentAuthority
 from tests.exports.conftest import (
@@ -174,7 +174,7 @@ def test_a_job_held_by_another_worker_is_left_alone(exporting_factory: Factory) 
 def test_a_wrong_authority_key_cannot_decrypt(
     exporting_factory: Factory, authority_keys: AuthorityKeys
 ) -> None:
-    from exports.certificates import self_signed_certificate_create
+    from eci_crypto.certificates import self_signed_certificate_create
 
     exporting = exporting_factory({"DE": 1})
     with exporting.initiative:
@@ -274,8 +274,8 @@ def test_an_unexpected_failure_mid_stream_stops_the_reader_while_the_error_is_st
     the fetching thread must not wait for that to be let go."""
     import threading
 
+    from eci_crypto.cms.writer import ExportFileWriter
     from exports import services
-    from exports.cms import ExportFileWriter
 
     class FailingWriter(ExportFileWriter):
         writes = 0
@@ -333,7 +333,11 @@ def test_the_lease_is_renewed_by_time_too_not_only_every_so_many_records(
 def test_a_renewed_signing_key_is_used_without_a_restart(export_folders: Path, tmp_path: Path) -> None:
     import os
 
-    from exports.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
+    from eci_crypto.certificates import (
+        certificate_fingerprint,
+        certificate_load,
+        self_signed_certificate_create,
+    )
 
     key_file, certificate_file = tmp_path / "platform.key", tmp_path / "platform.crt"
     first_key, first_certificate = self_signed_certificate_create("First platform key")

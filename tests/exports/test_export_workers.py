@@ -22,15 +22,15 @@ from django.db import close_old_connections
 from django.test import override_settings
 from django.utils import timezone
 
-from eci_platform.celery import app
-from eci_platform.embedded import REPOSITORY_ROOT
-from exports.certificates import (
+from eci_crypto.certificates import (
     certificate_fingerprint,
     certificate_load,
     private_key_load,
     self_signed_certificate_create,
 )
-from exports.cms import export_file_read
+from eci_crypto.cms.reader import export_file_read
+from eci_platform.celery import app
+from eci_platform.embedded import REPOSITORY_ROOT
 from exports.models import ExportJob, ExportJobState
 from exports.selectors import export_jobs_to_resume
 from exports.services import export_request, export_run, platform_signing_identity

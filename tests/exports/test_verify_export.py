@@ -24,18 +24,19 @@ from django.core.management.base import CommandError
 from lxml import etree
 from pytest_django.plugin import DjangoDbBlocker
 
-from exports.certificates import (
+from eci_crypto.certificates import (
     certificate_fingerprint,
     certificate_load,
     private_key_load,
     self_signed_certificate_create,
 )
-from exports.cms import ExportFileWriter, export_file_read
-from exports.management.commands.verify_export import IDENTITY_CONSTRAINTS, streaming_schema
+from eci_crypto.cms.reader import export_file_read
+from eci_crypto.cms.writer import ExportFileWriter
+from exports.format import SCHEMA_PATH, export_schema
 from exports.models import ExportJobState
 from exports.services import export_request, export_run, platform_signing_identity
 from exports.storage import export_storage
-from exports.xml_writer import SCHEMA_PATH, export_schema
+from exports.verification.xml_check import IDENTITY_CONSTRAINTS, streaming_schema
 from tests.exports.conftest import AuthorityKeys, ExportingInitiative
 
 Factory = Callable[[dict[str, int]], ExportingInitiative]

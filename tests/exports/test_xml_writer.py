@@ -19,15 +19,12 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from collection.models import Statement
+from exports.format import SCHEMA_PATH, export_schema
+from exports.xml_signatures import DOCUMENT_PROPERTIES, ExportDataError, SignatureRecord
 from exports.xml_writer import (
-    DOCUMENT_PROPERTIES,
-    SCHEMA_PATH,
     EmptyExportError,
-    ExportDataError,
     InitiativeExportData,
-    SignatureRecord,
     annex_revision,
-    export_schema,
     export_xml_write,
     initiative_export_data,
     signature_record,

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from exports.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
+from eci_crypto.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
 from tenants.models import AuditEvent, CompetentAuthority, Initiative
 from tests.conftest import client_for
 
