@@ -21,11 +21,9 @@ $(TRANSLATIONS): $(STAMP) $(wildcard eci_platform/locale/*/LC_MESSAGES/django.po
 
 install: $(STAMP) $(TRANSLATIONS)
 
-# .env makes commands in a second terminal use the same development settings and embedded services.
-.env:
-	printf 'DEBUG=1\n' > .env
-
-dev: install .env
+# The dev runner starts the embedded PostgreSQL/Redis where DATABASE_URL/REDIS_URL are unset and writes
+# their addresses to .env, so that manage.py in a second terminal reaches the same services.
+dev: install
 	DEBUG=1 $(BIN)/python manage.py dev
 
 test: install
@@ -40,7 +38,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	# The import contracts of pyproject.toml: imports run one way (regulation, workers < tenants < collection < exports).
 	$(BIN)/lint-imports --no-cache
-	# mypy's Django plugin loads the settings: give it addresses so it starts no embedded service.
+	# mypy's Django plugin loads the settings, which need both addresses: these are never connected to.
 	DEBUG=$${DEBUG:-1} DATABASE_URL=$${DATABASE_URL:-postgres://mypy@127.0.0.1:1/none} \
 		REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:1/0} $(BIN)/mypy .
 

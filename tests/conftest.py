@@ -1,6 +1,6 @@
 """Shared fixtures: one test database per run with the template schema, and two initiatives (alpha and
 beta) created once per run, each with its own schema and domain. Tests run against real PostgreSQL and
-Redis (embedded ones when DATABASE_URL / REDIS_URL are unset)."""
+Redis (embedded ones when DATABASE_URL / REDIS_URL are unset: tests/embedded_services.py starts them)."""
 
 from __future__ import annotations
 
@@ -192,16 +192,6 @@ def _public_schema_after_each_test() -> Iterator[None]:
     connection.set_schema_to_public()
     # Key versions a rolled-back test made must not be remembered by the next one.
     process_key_cache.clear()
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Stop the embedded services if this run started them (make test on a machine without any)."""
-    from eci_platform import embedded
-
-    if "redis" in embedded.started_here:
-        embedded.stop_redis()
-    if "postgres" in embedded.started_here:
-        embedded.stop_postgres()
 
 
 def host_of(initiative: Initiative) -> str:

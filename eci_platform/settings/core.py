@@ -94,9 +94,9 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Development serves from the apps by the finders (the `dev` runner and the test setup create the empty
+# STATIC_ROOT WhiteNoise expects); production runs collectstatic.
 WHITENOISE_USE_FINDERS = DEBUG
-if DEBUG:
-    STATIC_ROOT.mkdir(exist_ok=True)  # served from the apps by the finders; production runs collectstatic
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGIN_URL = "/operator/login/"

@@ -1,26 +1,18 @@
-"""PostgreSQL: DATABASE_URL, or the embedded server when it is unset and DEBUG is on."""
+"""PostgreSQL: DATABASE_URL (in development the `dev` runner and the test setup set it to the embedded
+server's address when the environment does not)."""
 
 from __future__ import annotations
 
 from urllib.parse import unquote
 
 import environ
-from django.core.exceptions import ImproperlyConfigured
 
-from eci_platform.settings.environment import DEBUG, optional
+from eci_platform.settings.environment import required_service_url
 
-_database_url = optional("DATABASE_URL")
-if _database_url:
-    _database = environ.Env.db_url_config(_database_url)
-    # A Unix socket folder as the host, percent-encoded (postgres://user@%2Fpath%2Fto%2Fsocket/db).
-    if str(_database.get("HOST", "")).upper().startswith("%2F"):
-        _database["HOST"] = unquote(str(_database["HOST"]))
-elif DEBUG:
-    from eci_platform.embedded import ensure_postgres
-
-    _database = ensure_postgres().django_settings()
-else:
-    raise ImproperlyConfigured("The environment variable DATABASE_URL is required.")
+_database = environ.Env.db_url_config(required_service_url("DATABASE_URL", "PostgreSQL"))
+# A Unix socket folder as the host, percent-encoded (postgres://user@%2Fpath%2Fto%2Fsocket/db).
+if str(_database.get("HOST", "")).upper().startswith("%2F"):
+    _database["HOST"] = unquote(str(_database["HOST"]))
 
 # django-tenants sets search_path per session: never put a transaction-mode pooler in front.
 # django-tenants' backend, with a cheaper health check (eci_platform/database/base.py).

@@ -1,19 +1,22 @@
 """The one environment reader. With DEBUG off every required variable must be set, and a missing one
-stops start-up with a message that names it; development defaults apply only when DEBUG is on."""
+stops start-up with a message that names it; development defaults apply only when DEBUG is on.
+
+Importing the settings only reads: it starts no service and creates no file or folder. The embedded
+PostgreSQL and Redis, the development keys and folders are made by the `dev` runner and the test setup
+(eci_platform/embedded.py, eci_platform/development.py)."""
 
 from __future__ import annotations
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from eci_platform.embedded import REPOSITORY_ROOT
+from eci_platform.env_file import env_file_apply
 
 env = environ.Env()
 
-# `make dev` writes a .env with DEBUG=1 so that commands in a second terminal see the same settings.
-_dot_env = REPOSITORY_ROOT / ".env"
-if _dot_env.is_file():
-    environ.Env.read_env(str(_dot_env), overwrite=False)
+# `make dev` writes a .env so that commands in a second terminal reach its services; it counts only in
+# development (DEBUG not off in the process environment, DEBUG=1 in the file), under the process's own.
+env_file_apply()
 
 DEBUG: bool = env.bool("DEBUG", default=False)
 
@@ -34,3 +37,18 @@ def required(name: str, dev_default: str | None = None) -> str:
 
 def optional(name: str, default: str = "") -> str:
     return env.str(name, default=default)
+
+
+def required_service_url(name: str, service: str) -> str:
+    """The address of PostgreSQL or Redis. Development has no default here: `make dev` (the `dev` runner)
+    and the test setup start the embedded server and set the variable before the settings are read."""
+    value = env.str(name, default="")
+    if value:
+        return value
+    if DEBUG:
+        raise ImproperlyConfigured(
+            f"The environment variable {name} is required. In development `make dev` starts the embedded "
+            f"{service} and writes its address to .env (for manage.py in a second terminal); or set "
+            f"{name} to a {service} of your own."
+        )
+    raise ImproperlyConfigured(f"The environment variable {name} is required.")

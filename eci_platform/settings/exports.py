@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 
+from eci_platform.embedded import data_dir, development_key_path
 from eci_platform.settings.environment import DEBUG, env, optional
 
 # A folder (path or file:///...) or s3://bucket/prefix; EXPORT_S3_ENDPOINT_URL for any S3-compatible
@@ -13,18 +14,17 @@ EXPORT_S3_ENDPOINT_URL = optional("EXPORT_S3_ENDPOINT_URL")
 EXPORT_S3_REGION = optional("EXPORT_S3_REGION")
 EXPORT_S3_PART_BYTES = env.int("EXPORT_S3_PART_BYTES", default=8 * 1024 * 1024)
 
-# The platform's export-signing key and certificate (PEM files, kept as secrets). Development generates
-# a pair once in its data folder.
+# The platform's export-signing key and certificate (PEM files, kept as secrets). Development names a
+# pair in its data folder, which the `dev` runner and the test setup generate once
+# (eci_platform/development.py).
 EXPORT_SIGNING_KEY_FILE = optional("EXPORT_SIGNING_KEY_FILE")
 EXPORT_SIGNING_CERTIFICATE_FILE = optional("EXPORT_SIGNING_CERTIFICATE_FILE")
 
 if DEBUG:
-    from eci_platform.embedded import data_dir
-
     EXPORT_STORAGE_URL = EXPORT_STORAGE_URL or str(data_dir() / "exports")
     if not (EXPORT_SIGNING_KEY_FILE or EXPORT_SIGNING_CERTIFICATE_FILE):
-        EXPORT_SIGNING_KEY_FILE = str(data_dir() / "keys" / "export-signing.key")
-        EXPORT_SIGNING_CERTIFICATE_FILE = str(data_dir() / "keys" / "export-signing.crt")
+        EXPORT_SIGNING_KEY_FILE = str(development_key_path("export-signing.key"))
+        EXPORT_SIGNING_CERTIFICATE_FILE = str(development_key_path("export-signing.crt"))
 else:
     for _name, _value in (
         ("EXPORT_STORAGE_URL", EXPORT_STORAGE_URL),

@@ -4,28 +4,26 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 
+from eci_platform.embedded import development_key_path
 from eci_platform.settings.environment import DEBUG, env, optional, required
 
 KEY_PROVIDER = required("KEY_PROVIDER", dev_default="local")
 
 # local: a 256-bit master key (base64) from the environment or a secret file, and the folder that keeps
 # one wrapped KEK file per initiative (keep it out of database backups: that is what makes shredding
-# reach the backups too).
+# reach the backups too). In development both default to the data folder; the `dev` runner and the test
+# setup generate the master key there (eci_platform/development.py), the keystore fills as it is used.
 LOCAL_MASTER_KEY = optional("LOCAL_MASTER_KEY")
 LOCAL_MASTER_KEY_FILE = optional("LOCAL_MASTER_KEY_FILE")
 LOCAL_KEYSTORE_DIR = optional("LOCAL_KEYSTORE_DIR")
 if KEY_PROVIDER == "local" and DEBUG and not (LOCAL_MASTER_KEY or LOCAL_MASTER_KEY_FILE):
-    from eci_platform.embedded import ensure_local_master_key
-
-    LOCAL_MASTER_KEY_FILE = str(ensure_local_master_key())
+    LOCAL_MASTER_KEY_FILE = str(development_key_path("master.key"))
 if KEY_PROVIDER == "local" and not LOCAL_KEYSTORE_DIR:
     if not DEBUG:
         raise ImproperlyConfigured(
             "The environment variable LOCAL_KEYSTORE_DIR is required (KEY_PROVIDER=local)."
         )
-    from eci_platform.embedded import data_dir
-
-    LOCAL_KEYSTORE_DIR = str(data_dir() / "keys" / "keystore")
+    LOCAL_KEYSTORE_DIR = str(development_key_path("keystore"))
 if KEY_PROVIDER == "local" and not DEBUG and not (LOCAL_MASTER_KEY or LOCAL_MASTER_KEY_FILE):
     raise ImproperlyConfigured(
         "The environment variable LOCAL_MASTER_KEY or LOCAL_MASTER_KEY_FILE is required (KEY_PROVIDER=local)."

@@ -1,19 +1,12 @@
-"""Redis: REDIS_URL, or the embedded server when it is unset and DEBUG is on. Used as the Celery broker
-and result backend and as Django's cache (which never holds personal data)."""
+"""Redis: REDIS_URL (in development the `dev` runner and the test setup set it to the embedded server's
+address when the environment does not). Used as the Celery broker and result backend and as Django's
+cache (which never holds personal data)."""
 
 from __future__ import annotations
 
-from django.core.exceptions import ImproperlyConfigured
+from eci_platform.settings.environment import optional, required_service_url
 
-from eci_platform.settings.environment import DEBUG, optional
-
-REDIS_URL = optional("REDIS_URL")
-if not REDIS_URL:
-    if not DEBUG:
-        raise ImproperlyConfigured("The environment variable REDIS_URL is required.")
-    from eci_platform.embedded import ensure_redis
-
-    REDIS_URL = ensure_redis()
+REDIS_URL = required_service_url("REDIS_URL", "Redis")
 
 CACHES = {
     "default": {

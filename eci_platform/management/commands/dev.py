@@ -1,7 +1,10 @@
 """The embedded development runner: migrate, seed the demo, run web, worker and beat together.
 
-Ctrl-C (or SIGTERM) stops every process it started, including the embedded PostgreSQL and Redis when
-this run started them.
+Before Django reads the settings, manage.py has started the embedded PostgreSQL and Redis that the
+environment does not name and written their addresses to .env (eci_platform.embedded.dev_runner_prepare).
+This command creates the development keys and folders, migrates, seeds and runs the processes. Ctrl-C
+(or SIGTERM) stops every process it started, including the embedded PostgreSQL and Redis when this run
+started them.
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ from eci_platform.demo import (
     operator_account_ensure,
     organiser_account_ensure,
 )
-from exports.development import (
+from eci_platform.development import (
     demo_authorities_ensure,
     demo_authorities_folder,
-    signing_identity_files_ensure,
+    development_files_ensure,
 )
 from tenants.onboarding import platform_migrate
 from tenants.urls import initiative_site_url, platform_url
@@ -65,14 +68,15 @@ class Command(BaseCommand):
         if not _port_free(port):
             raise CommandError(f"Port {port} on 127.0.0.1 is in use: stop what runs there or pass --port.")
 
+        self.stdout.write("Preparing the development keys (once)...")
+        development_files_ensure()
         self.stdout.write("Migrating the public, template and initiative schemas...")
         platform_migrate()
         credentials = operator_account_ensure()
         demo = demo_initiative_ensure()
         organiser = organiser_account_ensure(demo)
         demo_statements_ensure(demo)
-        self.stdout.write("Preparing the export-signing key and the demonstration authorities (once)...")
-        signing_identity_files_ensure()
+        self.stdout.write("Preparing the demonstration authorities (once)...")
         demo_authorities_ensure()
 
         data = embedded.data_dir()
@@ -121,12 +125,6 @@ class Command(BaseCommand):
                 "--schedule",
                 str(data / "celerybeat-schedule"),
             ]
-        # Each in a process group of its own, so that stopping takes its children too (a gunicorn worker
-        # interrupted while booting can otherwise outlive its master).
-        processes = {
-            name: subprocess.Popen(command, start_new_session=True) for name, command in commands.items()
-        }
-
         self.stdout.write(self.style.SUCCESS("\nThe platform is starting:"))
         self.stdout.write(f"  demo initiative:   {initiative_site_url(demo)}")
         self.stdout.write(f"  operator console:  {platform_url('/operator/')}")
@@ -138,6 +136,8 @@ class Command(BaseCommand):
         self.stdout.write(f"  data folder:       {data}")
         self.stdout.write("Press Ctrl-C to stop everything.\n")
 
+        # From here on Ctrl-C or SIGTERM stops the processes below; before, it interrupts the set-up and
+        # the clean-up at exit (eci_platform.embedded.dev_runner_prepare) stops the embedded servers.
         stopping = False
 
         def stop(signum: int, frame: FrameType | None) -> None:
@@ -146,6 +146,11 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        # Each in a process group of its own, so that stopping takes its children too (a gunicorn worker
+        # interrupted while booting can otherwise outlive its master).
+        processes = {
+            name: subprocess.Popen(command, start_new_session=True) for name, command in commands.items()
+        }
         try:
             while not stopping:
                 exited = [name for name, process in processes.items() if process.poll() is not None]
@@ -166,8 +171,5 @@ class Command(BaseCommand):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             _signal_group(process, signal.SIGKILL)  # whatever of the group is still there
-        if "redis" in embedded.started_here:
-            embedded.stop_redis()
-        if "postgres" in embedded.started_here:
-            embedded.stop_postgres()
+        embedded.embedded_services_stop()
         self.stdout.write("Stopped.")
