@@ -41,7 +41,7 @@ from tests.exports.conftest import AuthorityKeys, ExportingInitiative
 
 Factory = Callable[[dict[str, int]], ExportingInitiative]
 REPOSITORY = Path(__file__).resolve().parents[2]
-README = REPOSITORY / "README.md"
+README = REPOSITORY / "docs" / "verifying-exports.md"
 README_SECTION = "## How an authority verifies an export"
 OPENSSL = shutil.which("openssl")
 
@@ -576,7 +576,7 @@ def test_the_readme_documents_the_commands_that_are_tested() -> None:
         ["sha256sum", "BE.xml.p7m", "BE.xml"],
         ["grep", "-c", "<signature>"],
         ["xmllint", "--stream", "--noout"],
-        ["python", "manage.py", "verify_export"],
+        ["eci-verify-export", "BE.xml.p7m", "--authority-key"],
     ]
     assert "exports/schema/export-v1.xsd" in README.read_text()
     assert (REPOSITORY / "exports/schema/export-v1.xsd").resolve() == SCHEMA_PATH.resolve()
@@ -633,7 +633,7 @@ def test_the_readmes_openssl_commands_give_the_xml_verify_export_gives(
     # The one-command alternative, as documented, in a folder of its own.
     alternative = _authority_folder(tmp_path / "alternative", delivered, authority_keys)
     monkeypatch.chdir(alternative)
-    arguments = by_program["python"][3:]
+    arguments = by_program["eci-verify-export"][1:]
     summary, error = verify(*arguments)
     assert error is None, summary
     assert summary["manifest"]["checked"] and summary["manifest"]["path"] == "BE.manifest.json"
