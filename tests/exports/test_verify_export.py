@@ -38,6 +38,7 @@ from exports.services import export_request, export_run, platform_signing_identi
 from exports.storage import export_storage
 from exports.verification.xml_check import IDENTITY_CONSTRAINTS, streaming_schema
 from tests.exports.conftest import AuthorityKeys, ExportingInitiative
+from tests.exports.test_verify_export_cli import run_script
 
 Factory = Callable[[dict[str, int]], ExportingInitiative]
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -638,3 +639,11 @@ def test_the_readmes_openssl_commands_give_the_xml_verify_export_gives(
     assert error is None, summary
     assert summary["manifest"]["checked"] and summary["manifest"]["path"] == "BE.manifest.json"
     assert (alternative / "BE.xml").read_bytes() == xml == delivered.xml
+
+    # And as the console script itself, in a shell with nothing of the platform (no settings, database
+    # or Redis), as an authority runs it.
+    scripted = _authority_folder(tmp_path / "script", delivered, authority_keys)
+    result = run_script(*arguments, cwd=scripted)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["manifest"]["checked"]
+    assert (scripted / "BE.xml").read_bytes() == xml
