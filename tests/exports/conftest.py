@@ -28,7 +28,7 @@ from tenants.db import connection
 from tenants.models import CompetentAuthority, Initiative
 from tenants.onboarding import initiative_onboard
 from tenants.services import initiative_details_save, initiative_register_texts_update
-from tests.collection.test_signing import valid_form
+from tests.collection.signing import valid_form
 from tests.conftest import onboarding_request
 from tests.processes import committed_initiative_remove
 
