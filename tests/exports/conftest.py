@@ -25,6 +25,7 @@ from collection.services import statement_record
 from eci_crypto.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
 from exports.storage import export_storage
 from exports.storage.s3 import S3ExportStorage
+from exports.xml_writer import InitiativeExportData, initiative_export_data
 from regulation.annex_iii import FORM_REVISION
 from regulation.member_states import member_states
 from tenants.authorities import authority_confirm, authority_register
@@ -34,6 +35,7 @@ from tenants.onboarding import initiative_onboard
 from tenants.services import initiative_details_save, initiative_register_texts_update
 from tests.collection.signing import valid_form
 from tests.conftest import onboarding_request
+from tests.exports.xml_documents import _initiative
 from tests.processes import committed_initiative_remove
 
 
@@ -191,6 +193,14 @@ def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Export
             Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
         )
         yield storage
+
+
+# The export XML tests (test_xml_writer*.py, test_export_schema.py) ------------------------------------------
+
+
+@pytest.fixture
+def initiative_data() -> InitiativeExportData:
+    return initiative_export_data(_initiative())
 
 
 # The organisers of the /manage/ pages tests (test_organiser_*.py, which use _quick_password_hashing) -----
