@@ -5,6 +5,8 @@ with statements (the export streams from a connection of its own, which sees com
 from __future__ import annotations
 
 import datetime
+import io
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +18,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import override_settings
 from django.utils import timezone
 from pytest_django.plugin import DjangoDbBlocker
@@ -201,6 +205,31 @@ def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Export
 @pytest.fixture
 def initiative_data() -> InitiativeExportData:
     return initiative_export_data(_initiative())
+
+
+# The verification tests (test_verify_export*.py, test_verifying_exports_guide.py) ---------------------------
+
+Verify = Callable[..., tuple[dict[str, Any], str | None]]
+
+
+@pytest.fixture
+def verify(django_db_blocker: DjangoDbBlocker) -> Verify:
+    """Runs the management command verify_export with every query refused (an authority has no
+    database); returns its one JSON object and its error (None: success)."""
+
+    def run(*arguments: str | Path) -> tuple[dict[str, Any], str | None]:
+        stdout = io.StringIO()
+        error = None
+        with django_db_blocker.block():
+            try:
+                call_command("verify_export", *[str(argument) for argument in arguments], stdout=stdout)
+            except CommandError as refusal:
+                error = str(refusal)
+        lines = stdout.getvalue().splitlines()
+        assert len(lines) == 1, lines  # exactly one JSON object, success or not
+        return json.loads(lines[0]), error
+
+    return run
 
 
 # The organisers of the /manage/ pages tests (test_organiser_*.py, which use _quick_password_hashing) -----
