@@ -29,14 +29,7 @@ from exports.storage.local import LocalExportStorage
 from exports.storage.s3 import S3ExportStorage
 from tenants.models import CompetentAuthority, Initiative
 from tests.exports.conftest import Factory, MakeUser
-from tests.exports.organisers import (
-    EXPORTS,
-    audit_of,
-    done_job,
-    jobs_of,
-    page_text,
-    signed_in,
-)
+from tests.exports.organisers import EXPORTS, audit_of, done_job, jobs_of, page_text, signed_in
 
 pytestmark = pytest.mark.usefixtures("_quick_password_hashing")
 

@@ -16,15 +16,7 @@ from exports import access
 from tenants.models import OrganiserMembership
 from tests.conftest import client_for, host_of
 from tests.exports.conftest import PASSWORD, Factory, MakeUser
-from tests.exports.organisers import (
-    EXPORTS,
-    LOGIN,
-    audit_of,
-    done_job,
-    jobs_of,
-    page_text,
-    signed_in,
-)
+from tests.exports.organisers import EXPORTS, LOGIN, audit_of, done_job, jobs_of, page_text, signed_in
 
 pytestmark = pytest.mark.usefixtures("_quick_password_hashing")
 

@@ -20,14 +20,7 @@ from django.conf import settings
 
 from exports.verification import cli
 from tests.exports.conftest import AuthorityKeys, Factory, Verify
-from tests.exports.verifying import (
-    REPOSITORY,
-    Delivered,
-    clean_environment,
-    deliver,
-    leftovers,
-    run_script,
-)
+from tests.exports.verifying import REPOSITORY, Delivered, clean_environment, deliver, leftovers, run_script
 
 # What the verification must never load: the framework, the apps, the platform's configuration, and the
 # clients of the services an authority does not have.
