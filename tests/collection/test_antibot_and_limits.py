@@ -13,7 +13,7 @@ from django.test import override_settings
 from collection.models import Statement
 from collection.ratelimit import truncated_address
 from tenants.models import Initiative
-from tests.collection.test_signing import valid_form
+from tests.collection.signing import valid_form
 from tests.conftest import client_for, solved_proof
 
 pytestmark = pytest.mark.django_db

@@ -24,7 +24,7 @@ from collection.tasks import reconcile_all_counts, reconcile_counts, refresh_all
 from eci_platform.celery import app
 from tenants.db import connection
 from tenants.models import VISIBLE_STATES, Initiative, InitiativeState
-from tests.collection.test_signing import sign, valid_form
+from tests.collection.signing import sign, valid_form
 from tests.conftest import client_for
 
 SERVICES_LOGGER = "collection.services"

@@ -11,7 +11,7 @@ from django.utils.translation import gettext
 
 from collection.models import Statement
 from tenants.models import Initiative
-from tests.collection.test_signing import sign, valid_form
+from tests.collection.signing import sign, valid_form
 from tests.conftest import client_for, host_of
 
 pytestmark = pytest.mark.django_db

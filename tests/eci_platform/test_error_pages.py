@@ -13,7 +13,7 @@ from django.utils.translation import gettext
 
 from eci_platform import error_pages
 from tenants.models import Initiative
-from tests.collection.test_signing import valid_form
+from tests.collection.signing import valid_form
 from tests.conftest import client_for, host_of
 
 NOT_FOUND = "There is no page at this address. Check the address you were given."

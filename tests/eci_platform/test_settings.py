@@ -15,24 +15,30 @@ from eci_platform.embedded import REPOSITORY_ROOT
 
 CHECK = "import django; django.setup()"
 
+# Every variable these tests decide themselves; the rest of the test run's environment is kept.
+DECIDED = {
+    "DEBUG",
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "PLATFORM_DOMAIN",
+    "KEY_PROVIDER",
+    "LOCAL_MASTER_KEY",
+    "LOCAL_MASTER_KEY_FILE",
+    "LOCAL_KEYSTORE_DIR",
+    "ECI_DATA_DIR",
+    "STATIC_ROOT",
+    "EXPORT_STORAGE_URL",
+    "EXPORT_SIGNING_KEY_FILE",
+    "EXPORT_SIGNING_CERTIFICATE_FILE",
+    "OPERATOR_NAME",
+    "OPERATOR_CONTACT_EMAIL",
+    "ALTCHA_COST",
+}
+
 
 def _start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {
-        key: value
-        for key, value in os.environ.items()
-        if key
-        not in {
-            "DEBUG",
-            "SECRET_KEY",
-            "DATABASE_URL",
-            "REDIS_URL",
-            "PLATFORM_DOMAIN",
-            "KEY_PROVIDER",
-            "LOCAL_MASTER_KEY",
-            "LOCAL_MASTER_KEY_FILE",
-            "LOCAL_KEYSTORE_DIR",
-        }
-    }
+    base = {key: value for key, value in os.environ.items() if key not in DECIDED}
     base.update({"DJANGO_SETTINGS_MODULE": "eci_platform.settings"}, **env)
     return subprocess.run(
         [sys.executable, "-c", CHECK],
@@ -119,26 +125,6 @@ def test_with_debug_off_cookies_are_secure_and_https_is_enforced() -> None:
 
 # Importing the settings only reads -----------------------------------------------------------------------
 
-# Every variable these tests decide themselves; the rest of the test run's environment is kept.
-DECIDED = {
-    "DEBUG",
-    "SECRET_KEY",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "PLATFORM_DOMAIN",
-    "KEY_PROVIDER",
-    "LOCAL_MASTER_KEY",
-    "LOCAL_MASTER_KEY_FILE",
-    "LOCAL_KEYSTORE_DIR",
-    "ECI_DATA_DIR",
-    "STATIC_ROOT",
-    "EXPORT_STORAGE_URL",
-    "EXPORT_SIGNING_KEY_FILE",
-    "EXPORT_SIGNING_CERTIFICATE_FILE",
-    "OPERATOR_NAME",
-    "OPERATOR_CONTACT_EMAIL",
-    "ALTCHA_COST",
-}
 UNREACHABLE = {"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "REDIS_URL": "redis://127.0.0.1:1/0"}
 PROBE = (
     "import django; django.setup(); from django.conf import settings as s; import eci_platform; "

@@ -5,13 +5,21 @@ with statements (the export streams from a connection of its own, which sees com
 from __future__ import annotations
 
 import datetime
+import io
+import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.contrib.sessions.models import Session
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import override_settings
 from django.utils import timezone
 from pytest_django.plugin import DjangoDbBlocker
@@ -21,15 +29,17 @@ from collection.services import statement_record
 from eci_crypto.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
 from exports.storage import export_storage
 from exports.storage.s3 import S3ExportStorage
+from exports.xml_writer import InitiativeExportData, initiative_export_data
 from regulation.annex_iii import FORM_REVISION
 from regulation.member_states import member_states
 from tenants.authorities import authority_confirm, authority_register
 from tenants.db import connection
-from tenants.models import CompetentAuthority, Initiative
+from tenants.models import CompetentAuthority, Initiative, OrganiserMembership
 from tenants.onboarding import initiative_onboard
 from tenants.services import initiative_details_save, initiative_register_texts_update
-from tests.collection.test_signing import valid_form
+from tests.collection.signing import valid_form
 from tests.conftest import onboarding_request
+from tests.exports.xml_documents import _initiative
 from tests.processes import committed_initiative_remove
 
 
@@ -111,6 +121,9 @@ class ExportingInitiative:
     statements: dict[str, list[tuple[uuid.UUID, dict[str, str]]]]  # country -> (id, personal data)
 
 
+Factory = Callable[[dict[str, int]], ExportingInitiative]
+
+
 def committed_initiative_with_statements(per_country: dict[str, int]) -> ExportingInitiative:
     serial = uuid.uuid4().int % 90000 + 100000
     initiative = initiative_onboard(
@@ -184,3 +197,72 @@ def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Export
             Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
         )
         yield storage
+
+
+# The export XML tests (test_xml_writer*.py, test_export_schema.py) ------------------------------------------
+
+
+@pytest.fixture
+def initiative_data() -> InitiativeExportData:
+    return initiative_export_data(_initiative())
+
+
+# The verification tests (test_verify_export*.py, test_verifying_exports_guide.py) ---------------------------
+
+Verify = Callable[..., tuple[dict[str, Any], str | None]]
+
+
+@pytest.fixture
+def verify(django_db_blocker: DjangoDbBlocker) -> Verify:
+    """Runs the management command verify_export with every query refused (an authority has no
+    database); returns its one JSON object and its error (None: success)."""
+
+    def run(*arguments: str | Path) -> tuple[dict[str, Any], str | None]:
+        stdout = io.StringIO()
+        error = None
+        with django_db_blocker.block():
+            try:
+                call_command("verify_export", *[str(argument) for argument in arguments], stdout=stdout)
+            except CommandError as refusal:
+                error = str(refusal)
+        lines = stdout.getvalue().splitlines()
+        assert len(lines) == 1, lines  # exactly one JSON object, success or not
+        return json.loads(lines[0]), error
+
+    return run
+
+
+# The organisers of the /manage/ pages tests (test_organiser_*.py, which use _quick_password_hashing) -----
+
+PASSWORD = "a long organiser passphrase 42"
+MakeUser = Callable[..., User]
+
+
+@pytest.fixture
+def _quick_password_hashing() -> Iterator[None]:
+    # The default hasher costs a second per sign-in; what is tested here does not depend on it.
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
+@pytest.fixture
+def make_user(exporting_factory: Factory) -> Iterator[MakeUser]:
+    """Committed users, organisers of the given initiatives; removed with their sessions afterwards
+    (before the initiatives: this fixture depends on the factory)."""
+    made: list[User] = []
+
+    def make(*organiser_of: Initiative, **fields: Any) -> User:
+        user = get_user_model().objects.create_user(
+            username=f"organiser-{uuid.uuid4().hex[:8]}@example.org", password=PASSWORD, **fields
+        )
+        for initiative in organiser_of:
+            OrganiserMembership.objects.create(user=user, initiative=initiative)
+        made.append(user)
+        return user
+
+    yield make
+    ids = {str(user.pk) for user in made}
+    for session in Session.objects.all():
+        if session.get_decoded().get("_auth_user_id") in ids:
+            session.delete()
+    get_user_model().objects.filter(pk__in=[user.pk for user in made]).delete()

@@ -1,28 +1,22 @@
 """verify_export, the authorities' check of an export file, on real exports (export_request + export_run):
-what it reports, what it refuses and how, that --out publishes only verified XML, that it needs no
-database, and that the README's stock-tool commands give the same XML and fingerprints."""
+what it reports, what it refuses and how (altered files, wrong keys and certificates, manifests that do
+not match, files that are not exports, missing inputs), that --out publishes only verified XML, and that
+it needs no database. Signed XML that is not valid: test_verify_export_xml_check.py; the guide's
+commands: test_verifying_exports_guide.py; the console script: test_verify_export_cli.py."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import re
-import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
-from django.core.management.base import CommandError
 from lxml import etree
-from pytest_django.plugin import DjangoDbBlocker
 
 from eci_crypto.certificates import (
     certificate_fingerprint,
@@ -30,36 +24,10 @@ from eci_crypto.certificates import (
     private_key_load,
     self_signed_certificate_create,
 )
-from eci_crypto.cms.reader import export_file_read
-from eci_crypto.cms.writer import ExportFileWriter
-from exports.format import SCHEMA_PATH, export_schema
-from exports.models import ExportJobState
-from exports.services import export_request, export_run, platform_signing_identity
-from exports.storage import export_storage
-from exports.verification.xml_check import IDENTITY_CONSTRAINTS, streaming_schema
-from tests.exports.conftest import AuthorityKeys, ExportingInitiative
-from tests.exports.test_verify_export_cli import run_script
-
-Factory = Callable[[dict[str, int]], ExportingInitiative]
-REPOSITORY = Path(__file__).resolve().parents[2]
-README = REPOSITORY / "docs" / "verifying-exports.md"
-README_SECTION = "## How an authority verifies an export"
-OPENSSL = shutil.which("openssl")
-
-
-@dataclass(frozen=True)
-class Delivered:
-    """An export as an authority receives it: the file and its manifest in a folder of their own."""
-
-    file: Path
-    manifest_path: Path
-    manifest: dict[str, Any]
-    xml: bytes  # what the platform wrote, read back with the library (the reference)
-    registration_number: str
-
-    @property
-    def folder(self) -> Path:
-        return self.file.parent
+from exports.format import export_schema
+from exports.services import platform_signing_identity
+from tests.exports.conftest import AuthorityKeys, Factory, Verify
+from tests.exports.verifying import REPOSITORY, deliver, key_arguments, leftovers
 
 
 @dataclass(frozen=True)
@@ -77,70 +45,6 @@ def outsider(tmp_path_factory: pytest.TempPathFactory) -> Outsider:
     (folder / "outsider.key").write_bytes(private_key_pem)
     (folder / "outsider.crt").write_bytes(certificate_pem)
     return Outsider(folder / "outsider.key", folder / "outsider.crt")
-
-
-def deliver(
-    exporting_factory: Factory, keys: AuthorityKeys, folder: Path, country: str = "DE", count: int = 3
-) -> Delivered:
-    """A real export of `count` statements, copied from the storage as `<CC>.xml.p7m` and
-    `<CC>.manifest.json` into `folder`."""
-    exporting = exporting_factory({country: count})
-    with exporting.initiative:
-        (job,) = export_request(country=country, actor="organiser@example.org")
-        export_run(job.pk)
-        job.refresh_from_db()
-    assert job.state == ExportJobState.DONE, job.error
-    storage = export_storage()
-    folder.mkdir(parents=True, exist_ok=True)
-    file = folder / f"{country}.xml.p7m"
-    file.write_bytes(storage.read(job.object_key))
-    manifest_path = folder / f"{country}.manifest.json"
-    manifest_path.write_bytes(storage.read(job.manifest_key))
-    xml = io.BytesIO()
-    export_file_read(
-        io.BytesIO(file.read_bytes()),
-        xml,
-        recipient_key=private_key_load(keys.private_key_pem),
-        expected_signer=platform_signing_identity().certificate,
-    )
-    return Delivered(
-        file=file,
-        manifest_path=manifest_path,
-        manifest=json.loads(manifest_path.read_bytes()),
-        xml=xml.getvalue(),
-        registration_number=exporting.initiative.registration_number,
-    )
-
-
-Verify = Callable[..., tuple[dict[str, Any], str | None]]
-
-
-@pytest.fixture
-def verify(django_db_blocker: DjangoDbBlocker) -> Verify:
-    """Runs the command with every query refused (an authority has no database); returns its one JSON
-    object and its error (None: success)."""
-
-    def run(*arguments: str | Path) -> tuple[dict[str, Any], str | None]:
-        stdout = io.StringIO()
-        error = None
-        with django_db_blocker.block():
-            try:
-                call_command("verify_export", *[str(argument) for argument in arguments], stdout=stdout)
-            except CommandError as refusal:
-                error = str(refusal)
-        lines = stdout.getvalue().splitlines()
-        assert len(lines) == 1, lines  # exactly one JSON object, success or not
-        return json.loads(lines[0]), error
-
-    return run
-
-
-def key_arguments(keys: AuthorityKeys) -> list[str | Path]:
-    return ["--authority-key", keys.key_path]
-
-
-def leftovers(folder: Path) -> list[str]:
-    return sorted(path.name for path in folder.iterdir() if path.name.endswith(".partial"))
 
 
 def test_a_real_export_verifies_and_out_publishes_exactly_its_xml(
@@ -417,101 +321,6 @@ def test_missing_inputs_are_named(authority_keys: AuthorityKeys, tmp_path: Path,
     assert error is not None and "authority key" in error and "cannot be used" in error
 
 
-# Signed and encrypted correctly, but not valid XML for the schema: written by hand with the platform's
-# identity. SECRET stands for personal data, which no message may quote.
-def _signed_xml(xml: bytes, keys: AuthorityKeys, path: Path) -> None:
-    with path.open("wb") as output:
-        writer = ExportFileWriter(output, platform_signing_identity(), certificate_load(keys.certificate_pem))
-        writer.write(xml)
-        writer.close()
-
-
-def _repeated_first(pattern: bytes, xml: bytes) -> bytes:
-    """The XML with the first match of pattern written twice in a row."""
-    match = re.search(pattern, xml, flags=re.DOTALL)
-    assert match is not None
-    return xml[: match.end()] + match.group(0) + xml[match.end() :]
-
-
-@pytest.mark.parametrize(
-    ("change", "expected"),
-    [
-        (lambda xml: xml.replace(b"</supportForm>", b""), "not well-formed: ERR_TAG_NOT_FINISHED"),
-        (lambda xml: xml[: xml.index(b"<signature>") + 200], "not well-formed"),
-        (lambda xml: xml.replace(b"<signatures>", b"<signatures><unknown/>"), "at element unknown"),
-        (
-            lambda xml: re.sub(
-                rb"<value>[^<]*</value>", b"<value>  </value>", xml, count=1
-            ),  # a blank value: the pattern quotes it
-            "SCHEMAV_CVC_PATTERN_VALID at element value",
-        ),
-        (
-            lambda xml: re.sub(
-                rb"<signatureIdentifier>[^<]*<", b"<signatureIdentifier>SECRET-NAME<", xml, count=1
-            ),
-            "at element signatureIdentifier",
-        ),
-        (lambda xml: xml.replace(b"<forCountry>DE<", b"<forCountry>SECRET<"), "at element forCountry"),
-        (lambda xml: _repeated_first(rb"<property>.*?</property>", xml), "(onePropertyPerKey)"),
-        (lambda xml: _repeated_first(rb"<group>.*?</group>", xml), "(oneGroupPerName)"),
-    ],
-    ids=[
-        "unclosed",
-        "truncated",
-        "unknown-element",
-        "blank-value",
-        "bad-identifier",
-        "bad-country",
-        "repeated-key",
-        "repeated-group",
-    ],
-)
-def test_signed_xml_that_is_not_valid_fails_without_quoting_values(
-    exporting_factory: Factory,
-    authority_keys: AuthorityKeys,
-    tmp_path: Path,
-    verify: Verify,
-    change: Callable[[bytes], bytes],
-    expected: str,
-) -> None:
-    delivered = deliver(exporting_factory, authority_keys, tmp_path / "received")
-    xml = change(delivered.xml.replace(b"Zo\xc3\xab \xc3\x98rsted", b"SECRET"))  # the contact person
-    assert xml != delivered.xml and b"SECRET" in xml
-    file = tmp_path / "DE.xml.p7m"
-    _signed_xml(xml, authority_keys, file)
-    out = tmp_path / "DE.xml"
-    summary, error = verify(file, *key_arguments(authority_keys), "--out", out)
-    assert error is not None and expected in error, error
-    assert summary["ok"] is False and summary["xsd_valid"] is False
-    assert "SECRET" not in json.dumps(summary) and "SECRET" not in error
-    assert not out.exists() and leftovers(tmp_path) == []
-
-
-def test_duplicate_statements_fail_the_schemas_uniqueness_check(
-    exporting_factory: Factory, authority_keys: AuthorityKeys, tmp_path: Path, verify: Verify
-) -> None:
-    delivered = deliver(exporting_factory, authority_keys, tmp_path / "received")
-    start = delivered.xml.index(b"<signature>")
-    end = delivered.xml.index(b"</signature>") + len(b"</signature>\n")
-    xml = delivered.xml[:end] + delivered.xml[start:end] + delivered.xml[end:]
-    file = tmp_path / "DE.xml.p7m"
-    _signed_xml(xml, authority_keys, file)
-    summary, error = verify(file, *key_arguments(authority_keys))
-    assert error is not None and "SCHEMAV_CVC_IDC (oneSignaturePerIdentifier)" in error
-    assert "after 1 complete signature(s)" in error  # the copy of the first comes second
-    assert summary["xsd_valid"] is False
-
-
-def test_the_streaming_validation_leaves_out_exactly_the_constraints_checked_in_python() -> None:
-    """libxml2 holds every identity constraint's table to the end (memory grows with the statements), so
-    the command checks them itself: a new or renamed constraint in the XSD must be added there."""
-    document = etree.parse(str(SCHEMA_PATH))
-    xs = "{http://www.w3.org/2001/XMLSchema}"
-    assert not list(document.iter(f"{xs}key", f"{xs}keyref"))
-    assert {element.get("name") for element in document.iter(f"{xs}unique")} == IDENTITY_CONSTRAINTS
-    assert streaming_schema() is not export_schema()
-
-
 def test_the_command_runs_without_database_or_redis_and_fails_without_a_traceback(
     exporting_factory: Factory, authority_keys: AuthorityKeys, tmp_path: Path
 ) -> None:
@@ -552,98 +361,3 @@ def test_the_command_runs_without_database_or_redis_and_fails_without_a_tracebac
     assert json.loads(result.stdout)["ok"] is False
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("CommandError: The file is not a valid")
-
-
-# The README's commands, run as written -----------------------------------------------------------------
-
-
-def readme_commands() -> list[str]:
-    """The commands of the README's fenced blocks in the authorities' section, continuation lines joined."""
-    text = README.read_text()
-    start = text.index(README_SECTION)
-    end = text.find("\n## ", start + len(README_SECTION))
-    section = text[start : end if end != -1 else None]
-    blocks = re.findall(r"^```sh\n(.*?)^```", section, flags=re.DOTALL | re.MULTILINE)
-    joined = "\n".join(blocks).replace("\\\n", " ")
-    return [line.strip() for line in joined.splitlines() if line.strip() and not line.startswith("#")]
-
-
-def test_the_readme_documents_the_commands_that_are_tested() -> None:
-    programs = [shlex.split(command)[0:3] for command in readme_commands()]
-    assert programs == [
-        ["openssl", "x509", "-noout"],
-        ["openssl", "cms", "-decrypt"],
-        ["openssl", "cms", "-verify"],
-        ["sha256sum", "BE.xml.p7m", "BE.xml"],
-        ["grep", "-c", "<signature>"],
-        ["xmllint", "--stream", "--noout"],
-        ["eci-verify-export", "BE.xml.p7m", "--authority-key"],
-    ]
-    assert "exports/schema/export-v1.xsd" in README.read_text()
-    assert (REPOSITORY / "exports/schema/export-v1.xsd").resolve() == SCHEMA_PATH.resolve()
-
-
-def _authority_folder(folder: Path, delivered: Delivered, keys: AuthorityKeys) -> Path:
-    """The files the README names, in a folder of their own."""
-    folder.mkdir()
-    shutil.copy(delivered.file, folder / "BE.xml.p7m")
-    shutil.copy(delivered.manifest_path, folder / "BE.manifest.json")
-    (folder / "authority.key").write_bytes(keys.private_key_pem)
-    (folder / "authority.crt").write_bytes(keys.certificate_pem)
-    shutil.copy(settings.EXPORT_SIGNING_CERTIFICATE_FILE, folder / "platform.crt")
-    (folder / "exports" / "schema").mkdir(parents=True)
-    shutil.copy(SCHEMA_PATH, folder / "exports" / "schema" / SCHEMA_PATH.name)
-    return folder
-
-
-@pytest.mark.skipif(OPENSSL is None, reason="the openssl command is not installed")
-def test_the_readmes_openssl_commands_give_the_xml_verify_export_gives(
-    exporting_factory: Factory,
-    authority_keys: AuthorityKeys,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    verify: Verify,
-) -> None:
-    delivered = deliver(exporting_factory, authority_keys, tmp_path / "received", country="BE", count=1)
-    manifest = delivered.manifest
-    commands = [shlex.split(command) for command in readme_commands()]
-    by_program = {command[0]: command for command in commands}
-
-    stock = _authority_folder(tmp_path / "stock", delivered, authority_keys)
-    fingerprint, decrypt, verify_signature = (c for c in commands if c[0] == "openssl")
-    printed = subprocess.run(fingerprint, cwd=stock, check=True, capture_output=True, text=True).stdout
-    assert printed.strip().split("=", 1)[1] == manifest["platform_certificate_sha256"]
-    subprocess.run(decrypt, cwd=stock, check=True, capture_output=True)
-    verified = subprocess.run(verify_signature, cwd=stock, check=True, capture_output=True, text=True)
-    assert "CMS Verification successful" in verified.stderr
-    xml = (stock / "BE.xml").read_bytes()
-    export_schema().assertValid(etree.fromstring(xml))
-
-    if shutil.which("sha256sum"):
-        digests = subprocess.run(
-            by_program["sha256sum"], cwd=stock, check=True, capture_output=True, text=True
-        ).stdout.split()
-        assert digests == [manifest["file"]["sha256"], "BE.xml.p7m", manifest["content"]["sha256"], "BE.xml"]
-    counted = subprocess.run(by_program["grep"], cwd=stock, check=True, capture_output=True, text=True)
-    assert int(counted.stdout) == manifest["records"] == 1
-    if shutil.which("xmllint"):
-        validated = subprocess.run(by_program["xmllint"], cwd=stock, capture_output=True, text=True)
-        assert validated.returncode == 0, validated.stderr
-        assert "BE.xml validates" in validated.stderr
-
-    # The one-command alternative, as documented, in a folder of its own.
-    alternative = _authority_folder(tmp_path / "alternative", delivered, authority_keys)
-    monkeypatch.chdir(alternative)
-    arguments = by_program["eci-verify-export"][1:]
-    summary, error = verify(*arguments)
-    assert error is None, summary
-    assert summary["manifest"]["checked"] and summary["manifest"]["path"] == "BE.manifest.json"
-    assert (alternative / "BE.xml").read_bytes() == xml == delivered.xml
-
-    # And as the console script itself, in a shell with nothing of the platform (no settings, database
-    # or Redis), as an authority runs it.
-    scripted = _authority_folder(tmp_path / "script", delivered, authority_keys)
-    result = run_script(*arguments, cwd=scripted)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["manifest"]["checked"]
-    assert (scripted / "BE.xml").read_bytes() == xml

@@ -6,29 +6,22 @@ package imports no Django and no app. The script is run as `python -m exports.ve
 from __future__ import annotations
 
 import importlib
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
-from django.core.management import call_command
-from django.core.management.base import CommandError
-from pytest_django.plugin import DjangoDbBlocker
 
 from exports.verification import cli
-from tests.exports.conftest import AuthorityKeys, ExportingInitiative
-from tests.exports.test_verify_export import Delivered, Verify, deliver, leftovers
+from tests.exports.conftest import AuthorityKeys, Factory, Verify
+from tests.exports.verifying import REPOSITORY, Delivered, clean_environment, deliver, leftovers, run_script
 
-Factory = Callable[[dict[str, int]], ExportingInitiative]
-REPOSITORY = Path(__file__).resolve().parents[2]
 # What the verification must never load: the framework, the apps, the platform's configuration, and the
 # clients of the services an authority does not have.
 FORBIDDEN = (
@@ -44,26 +37,6 @@ FORBIDDEN = (
     "psycopg",
     "redis",
 )
-
-
-def clean_environment() -> dict[str, str]:
-    """An authority's shell: a PATH, and nothing of the platform (no DJANGO_SETTINGS_MODULE, no
-    DATABASE_URL, no REDIS_URL, no DEBUG, no data folder)."""
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-
-
-def run_script(*arguments: str | Path, cwd: Path = REPOSITORY) -> subprocess.CompletedProcess[str]:
-    environment = clean_environment()
-    if cwd != REPOSITORY:  # the checkout's code, wherever the authority runs it from
-        environment["PYTHONPATH"] = str(REPOSITORY)
-    return subprocess.run(
-        [sys.executable, "-m", "exports.verification.cli", *[str(argument) for argument in arguments]],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_the_verification_imports_no_django_nor_any_app() -> None:
@@ -102,25 +75,6 @@ def test_the_console_script_entry_point_is_the_clis_main() -> None:
 
 
 @pytest.fixture
-def command(django_db_blocker: DjangoDbBlocker) -> Verify:
-    """The management command verify_export on the same arguments (every query refused): its one JSON
-    object and its error (None: success)."""
-
-    def run(*arguments: str | Path) -> tuple[dict[str, Any], str | None]:
-        stdout = io.StringIO()
-        error = None
-        with django_db_blocker.block():
-            try:
-                call_command("verify_export", *[str(argument) for argument in arguments], stdout=stdout)
-            except CommandError as refusal:
-                error = str(refusal)
-        (line,) = stdout.getvalue().splitlines()
-        return json.loads(line), error
-
-    return run
-
-
-@pytest.fixture
 def received(exporting_factory: Factory, authority_keys: AuthorityKeys, tmp_path: Path) -> Delivered:
     """A real export with its manifest and the published platform certificate, as an authority has them."""
     delivered = deliver(exporting_factory, authority_keys, tmp_path / "received")
@@ -140,7 +94,7 @@ def script_arguments(delivered: Delivered, keys: AuthorityKeys, *more: str | Pat
 
 
 def test_the_script_verifies_a_real_export_and_prints_what_the_command_prints(
-    received: Delivered, authority_keys: AuthorityKeys, tmp_path: Path, command: Verify
+    received: Delivered, authority_keys: AuthorityKeys, tmp_path: Path, verify: Verify
 ) -> None:
     out = tmp_path / "DE.xml"
     result = run_script(*script_arguments(received, authority_keys, "--out", out))
@@ -159,13 +113,13 @@ def test_the_script_verifies_a_real_export_and_prints_what_the_command_prints(
 
     # The management command, on the same inputs, prints the same object.
     out.unlink()
-    command_summary, error = command(*script_arguments(received, authority_keys, "--out", out))
+    command_summary, error = verify(*script_arguments(received, authority_keys, "--out", out))
     assert error is None
     assert command_summary == summary
 
 
 def test_the_script_refuses_a_tampered_file_with_a_clear_message(
-    received: Delivered, authority_keys: AuthorityKeys, tmp_path: Path, command: Verify
+    received: Delivered, authority_keys: AuthorityKeys, tmp_path: Path, verify: Verify
 ) -> None:
     data = bytearray(received.file.read_bytes())
     data[len(data) // 2] ^= 0x01  # in the ciphertext of the XML
@@ -181,7 +135,7 @@ def test_the_script_refuses_a_tampered_file_with_a_clear_message(
     assert "Traceback" not in result.stderr
     assert not out.exists() and leftovers(tmp_path) == []
 
-    command_summary, error = command(*script_arguments(received, authority_keys, "--out", out))
+    command_summary, error = verify(*script_arguments(received, authority_keys, "--out", out))
     assert error == summary["error"] and command_summary == summary
 
 

@@ -1,25 +1,20 @@
 """The export XML (regulation/export_format.md): what the streaming writer writes validates against the
-project's XSD, carries the right keys and values, and is written with flat memory. No database needed."""
+project's XSD and carries the right keys and values: the initiative, the country, every kind of statement,
+any text exactly or refused, from a generator. The schema itself is tested in test_export_schema.py, the
+writer's memory in test_xml_writer_memory.py. No database needed."""
 
 from __future__ import annotations
 
-import copy
 import datetime
-import hashlib
 import io
-import re
-import tracemalloc
 import uuid
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from lxml import etree
 
 from collection.models import Statement
-from exports.format import SCHEMA_PATH, export_schema
 from exports.xml_signatures import DOCUMENT_PROPERTIES, ExportDataError, SignatureRecord
 from exports.xml_writer import (
     EmptyExportError,
@@ -30,84 +25,16 @@ from exports.xml_writer import (
     signature_record,
 )
 from regulation.member_states import member_states
-from tenants.models import Initiative
-
-SUBMITTED = datetime.date(2024, 9, 30)
-
-PART_A = {
-    "first_names": "Anna Maria",
-    "family_names": "Schmidt",
-    "date_of_birth": "1980-02-29",
-    "street": "Hauptstraße",
-    "street_number": "12a",
-    "postal_code": "10115",
-    "city": "Berlin",
-    "country_of_residence": "DE",
-}
-PART_B = {
-    "first_names": "Jan",
-    "family_names": "Novák",
-    "document_type": "passport",
-    "document_number": "P1234567",
-}
-
-
-def _initiative() -> Initiative:
-    return Initiative(
-        slug="clean-air",
-        registration_number="ECI(2024)000007",
-        registered_on=datetime.date(2024, 3, 1),
-        registered_language="de",
-        languages=["de", "en"],
-        title={"de": "Saubere Luft", "en": "Clean air"},
-        objectives={"de": "Ziele & <Mittel>", "en": "Objectives"},
-        register_url="https://citizens-initiative.europa.eu/initiatives/details/2024/000007_en",
-        website_url="https://clean-air.example.eu/",
-        contact_persons=[
-            {"name": "Eva Nowak", "email": "eva@example.eu"},
-            {"name": "Jens Ørsted", "email": "jens@example.eu"},
-        ],
-        collection_start=datetime.date(2024, 6, 1),
-    )
-
-
-@pytest.fixture
-def initiative_data() -> InitiativeExportData:
-    return initiative_export_data(_initiative())
-
-
-def _record(data: Mapping[str, str], statement_id: uuid.UUID | None = None) -> SignatureRecord:
-    return SignatureRecord(
-        statement_id=statement_id or uuid.uuid4(),
-        submitted_on=SUBMITTED,
-        annex_revision=1,
-        personal_data=dict(data),
-    )
-
-
-def _written(country: str, data: InitiativeExportData, records: list[SignatureRecord]) -> bytes:
-    sink = io.BytesIO()
-    count = export_xml_write(sink, country=country, initiative_data=data, signatures=records)
-    assert count == len(records)
-    return sink.getvalue()
-
-
-def _valid(document: bytes) -> etree._Element:
-    root = etree.fromstring(document)
-    schema = export_schema()
-    assert schema.validate(root), schema.error_log
-    return root
-
-
-def _properties(signature: etree._Element) -> dict[str, dict[str, str]]:
-    """{group name: {key: value}} of one signature element."""
-    return {
-        group.findtext("name"): {
-            prop.findtext("key"): prop.findtext("value") for prop in group.iterfind("properties/property")
-        }
-        for group in signature.iterfind("signatoryInfo/groups/group")
-    }
-
+from tests.exports.xml_documents import (
+    PART_A,
+    PART_B,
+    SUBMITTED,
+    _initiative,
+    _properties,
+    _record,
+    _valid,
+    _written,
+)
 
 # -- the initiative -----------------------------------------------------------------------------------------
 
@@ -196,25 +123,6 @@ def test_a_country_that_is_no_member_state_is_refused(
 ) -> None:
     with pytest.raises(ExportDataError):
         _written(country, initiative_data, [_record(PART_A)])
-
-
-def test_the_schema_knows_exactly_the_member_states_of_the_data() -> None:
-    schema = etree.parse(str(SCHEMA_PATH))
-    namespace = {"xs": "http://www.w3.org/2001/XMLSchema"}
-    codes = schema.xpath(
-        "//xs:simpleType[@name='memberStateCode']//xs:enumeration/@value", namespaces=namespace
-    )
-    assert sorted(codes) == sorted(member_states())
-    assert "EL" in codes and "GR" not in codes
-
-
-def test_the_schema_carries_its_version() -> None:
-    schema = etree.parse(str(SCHEMA_PATH))
-    namespace = {"xs": "http://www.w3.org/2001/XMLSchema"}
-    assert schema.getroot().get("version") == "1"
-    assert "version 1" in " ".join(
-        schema.xpath("//xs:annotation/xs:documentation/text()", namespaces=namespace)
-    )
 
 
 # -- statements ----------------------------------------------------------------------------------------------
@@ -429,159 +337,6 @@ def test_an_annex_revision_below_one_is_refused(initiative_data: InitiativeExpor
     record = SignatureRecord(uuid.uuid4(), SUBMITTED, revision, PART_A)
     with pytest.raises(ExportDataError):
         _written("DE", initiative_data, [record])
-
-
-# -- the schema is strict ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def valid_document(initiative_data: InitiativeExportData) -> etree._Element:
-    return _valid(_written("DE", initiative_data, [_record(PART_A), _record(PART_B)]))
-
-
-def _set(document: etree._Element, path: str, text: str) -> etree._Element:
-    changed = copy.deepcopy(document)
-    element = changed.find(path)
-    assert element is not None
-    element.text = text
-    return changed
-
-
-@pytest.mark.parametrize(
-    ("path", "text"),
-    [
-        ("forCountry", "GR"),
-        ("forCountry", "de"),
-        ("initiativeData/registrationNumber", "ECI(2024)7"),
-        ("initiativeData/startOfTheCollectionPeriod", "2024-06-01Z"),
-        ("initiativeData/endOfTheCollectionPeriod", "31.05.2025"),
-        ("initiativeData/urlOnCommissionRegister", "not a url"),
-        ("initiativeData/title", "   "),
-        ("signatures/signature/submissionDate", "2024-02-30"),
-        ("signatures/signature/signatureIdentifier", "not-a-uuid"),
-        ("signatures/signature/signatureIdentifier", str(uuid.uuid4()).upper()),
-        ("signatures/signature/annexRevision", "0"),
-        ("signatures/signature/signatoryInfo/groups/group/name", "oct.group.other"),
-        ("signatures/signature/signatoryInfo/groups/group/properties/property/key", "oct.property.email"),
-        ("signatures/signature/signatoryInfo/groups/group/properties/property/value", ""),
-    ],
-)
-def test_the_schema_refuses_bad_values(valid_document: etree._Element, path: str, text: str) -> None:
-    assert not export_schema().validate(_set(valid_document, path, text))
-
-
-def test_the_schema_needs_at_least_one_signature(valid_document: etree._Element) -> None:
-    signatures = valid_document.find("signatures")
-    assert signatures is not None
-    for signature in list(signatures):
-        signatures.remove(signature)
-    assert not export_schema().validate(valid_document)
-
-
-def test_the_schema_refuses_a_statement_twice(valid_document: etree._Element) -> None:
-    signatures = valid_document.find("signatures")
-    assert signatures is not None
-    signatures.append(copy.deepcopy(signatures[0]))
-    assert not export_schema().validate(valid_document)
-
-
-def test_the_schema_refuses_a_key_twice_in_a_group(valid_document: etree._Element) -> None:
-    properties = valid_document.find("signatures/signature/signatoryInfo/groups/group/properties")
-    assert properties is not None
-    properties.append(copy.deepcopy(properties[0]))
-    assert not export_schema().validate(valid_document)
-
-
-def test_the_schema_refuses_a_group_twice(valid_document: etree._Element) -> None:
-    groups = valid_document.find("signatures/signature/signatoryInfo/groups")
-    assert groups is not None
-    groups.append(copy.deepcopy(groups[0]))
-    assert not export_schema().validate(valid_document)
-
-
-def test_the_schema_refuses_a_namespace(valid_document: etree._Element) -> None:
-    document = etree.tostring(valid_document).replace(b"<supportForm>", b'<supportForm xmlns="urn:x">', 1)
-    assert not export_schema().validate(etree.fromstring(document))
-
-
-# The keys export_format.md lists, copied here by hand as an independent check of the schema.
-KEYS_OF_THE_FORMAT = {
-    "oct.property.full.first.names",
-    "oct.property.family.names",
-    "oct.property.date.of.birth",
-    "oct.property.street",
-    "oct.property.street.number",
-    "oct.property.postal.code",
-    "oct.property.city",
-    "oct.property.country",
-    "oct.property.passport",
-    "oct.property.id.card",
-    "oct.property.personal.number",
-    "oct.property.personal.id",
-    "oct.property.national.id.number",
-    "oct.property.citizens.card",
-    "oct.property.residence.permit",
-}
-
-
-def test_the_schema_and_the_writer_know_exactly_the_keys_of_the_format() -> None:
-    schema = etree.parse(str(SCHEMA_PATH))
-    namespace = {"xs": "http://www.w3.org/2001/XMLSchema"}
-    keys = set(
-        schema.xpath("//xs:simpleType[@name='propertyKey']//xs:enumeration/@value", namespaces=namespace)
-    )
-    assert keys == KEYS_OF_THE_FORMAT
-    assert set(DOCUMENT_PROPERTIES.values()) <= keys
-
-
-# -- memory --------------------------------------------------------------------------------------------------
-
-
-class _DigestSink:
-    """Keeps nothing but a digest and a count, like the signing stream that follows the writer."""
-
-    def __init__(self) -> None:
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        self.size += len(data)
-        return len(data)
-
-
-def _resident_bytes() -> int | None:
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    match = re.search(r"VmRSS:\s+(\d+) kB", status)
-    return int(match.group(1)) * 1024 if match else None
-
-
-def test_memory_stays_flat_for_200000_statements(initiative_data: InitiativeExportData) -> None:
-    count = 200_000
-
-    def records() -> Iterator[SignatureRecord]:
-        for number in range(count):
-            data = PART_A if number % 3 else PART_B
-            yield SignatureRecord(uuid.UUID(int=number), SUBMITTED, 1, data)
-
-    sink = _DigestSink()
-    resident_before = _resident_bytes()
-    tracemalloc.start()
-    try:
-        written = export_xml_write(sink, country="DE", initiative_data=initiative_data, signatures=records())
-        _current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    resident_after = _resident_bytes()
-    assert written == count
-    assert sink.size > 100 * 1024 * 1024  # the document is far larger than what memory may hold
-    assert peak < 20 * 1024 * 1024, f"peak {peak} bytes"
-    # libxml2's own allocations are not traced: a document kept in memory would show in the RSS.
-    if resident_before is not None and resident_after is not None:
-        assert resident_after - resident_before < 40 * 1024 * 1024
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
