@@ -77,5 +77,5 @@ def platform_task(name: str, **options: Any) -> Callable[[F], Any]:
 def task_send(name: str, *ids: int | uuid.UUID | str, countdown: float | None = None) -> Any:
     """Send the task registered as `name` with ids as its arguments, from the current schema (its
     tenant header goes with it). Looked up by name at run time, so the sender imports no tasks module."""
-    options = {} if countdown is None else {"countdown": countdown}
+    options: dict[str, Any] = {} if countdown is None else {"countdown": countdown}
     return current_app.tasks[name].apply_async(args=ids, **options)
