@@ -38,7 +38,7 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 class TransitionError(Exception):
-    pass
+    """A state change the lifecycle does not allow now; the message names the states that are."""
 
 
 def initiative_transition(
@@ -48,8 +48,16 @@ def initiative_transition(
     to_state = InitiativeState(to_state)
     with transaction.atomic():
         current = Initiative.objects.select_for_update().get(pk=initiative.pk)
-        if to_state not in ALLOWED_TRANSITIONS[current.state]:
-            raise TransitionError(f"An initiative cannot go from {current.state} to {to_state}.")
+        allowed = ALLOWED_TRANSITIONS[current.state]
+        if to_state not in allowed:
+            raise TransitionError(
+                f"The initiative is {current.state} and cannot become {to_state}; "
+                + (
+                    f"from {current.state} it can become {', '.join(sorted(allowed))}."
+                    if allowed
+                    else f"{current.state} is final."
+                )
+            )
         today = timezone.localdate()
         updates: dict[str, object] = {"state": to_state, "state_changed_at": timezone.now()}
         if to_state == InitiativeState.COLLECTING and not (
