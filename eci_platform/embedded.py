@@ -227,8 +227,6 @@ def embedded_services_start() -> None:
     the embedded server and set the variable to its address, in this process's environment (so the
     settings, and every process started from here, use it). ECI_DATA_DIR is pinned too, so that a .env
     read later cannot move the data folder away from the servers. Idempotent."""
-    if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
-        return
     os.environ["ECI_DATA_DIR"] = str(data_dir())
     if not os.environ.get("DATABASE_URL"):
         os.environ["DATABASE_URL"] = ensure_postgres()
@@ -260,7 +258,6 @@ def dev_runner_prepare(env_file: Path = ENV_FILE) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.default_int_handler)
     embedded_services_start()
-    os.environ["ECI_DATA_DIR"] = str(data_dir())
     env_file_update(
         {
             "DEBUG": "1",

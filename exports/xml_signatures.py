@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from regulation.annex_iii import DOCUMENT_TYPES
+
 GROUP_GENERAL = "oct.group.general"
 GROUP_ADDRESS = "oct.group.address"
 GROUP_ID = "oct.group.id"
@@ -33,16 +35,9 @@ ADDRESS_PROPERTIES = (
     ("city", "oct.property.city", True),
     ("country_of_residence", "oct.property.country", True),
 )
-# Annex III Part B: the document type of member_states.csv -> the key of that document.
-DOCUMENT_PROPERTIES: dict[str, str] = {
-    "passport": "oct.property.passport",
-    "id.card": "oct.property.id.card",
-    "personal.number": "oct.property.personal.number",
-    "personal.id": "oct.property.personal.id",
-    "national.id.number": "oct.property.national.id.number",
-    "citizens.card": "oct.property.citizens.card",
-    "residence.permit": "oct.property.residence.permit",
-}
+# Annex III Part B: the document type of member_states.csv -> the key of that document. The format names
+# the key after the type (oct.property.passport for passport, ...), for every type of regulation.annex_iii.
+DOCUMENT_PROPERTIES: dict[str, str] = {document: f"oct.property.{document}" for document in DOCUMENT_TYPES}
 PART_B_FIELDS = frozenset({"document_type", "document_number"})
 KNOWN_FIELDS = frozenset(
     [field for field, _key, _required in GENERAL_PROPERTIES + ADDRESS_PROPERTIES] + list(PART_B_FIELDS)

@@ -15,7 +15,7 @@ from tenants.keyring.selectors import data_keys_due_for_promotion, reencryption_
 from tenants.onboarding import initiative_provision
 from tenants.selectors import initiatives_awaiting_provisioning
 from tenants.services import initiatives_follow_calendar
-from workers.base import platform_task, task_send
+from workers.base import platform_task
 
 PROVISIONING_GRACE = datetime.timedelta(minutes=5)
 
@@ -58,7 +58,7 @@ def reencrypt(job_id: int) -> dict[str, Any]:
     itself again with a delay. A second delivery finds the lease taken and does nothing."""
     outcome = reencryption_run(job_id)
     if outcome.retry_in_seconds is not None:
-        task_send("keys.reencrypt", job_id, countdown=outcome.retry_in_seconds)
+        reencrypt.apply_async(args=[job_id], countdown=outcome.retry_in_seconds)
     return dataclasses.asdict(outcome)
 
 
