@@ -56,6 +56,8 @@ class ExportJob(models.Model):
     error = models.CharField(max_length=300, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When the destruction of the statements (REQ-18) deleted the file and its manifest.
+    files_destroyed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["state", "lease_until"], name="export_job_lease")]

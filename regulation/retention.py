@@ -34,10 +34,14 @@ def emails_destruction_deadline(
     collection_start: datetime.date,
     submitted_on: datetime.date | None = None,
     withdrawn_on: datetime.date | None = None,
+    closed_on: datetime.date | None = None,
 ) -> datetime.date:
-    """REQ-19: a month after withdrawal, or 12 months after the end of the collection period, or 12
-    months after submission, whichever comes first."""
-    deadlines = [collection_end(collection_start) + EMAILS_KEPT_AFTER_COLLECTION_OR_SUBMISSION]
+    """REQ-19: a month after withdrawal, or 12 months after the end of the collection period (an early
+    close ends it on `closed_on`), or 12 months after submission, whichever comes first."""
+    period_end = collection_end(collection_start)
+    if closed_on is not None:
+        period_end = min(period_end, closed_on)
+    deadlines = [period_end + EMAILS_KEPT_AFTER_COLLECTION_OR_SUBMISSION]
     if submitted_on is not None:
         deadlines.append(submitted_on + EMAILS_KEPT_AFTER_COLLECTION_OR_SUBMISSION)
     if withdrawn_on is not None:

@@ -64,8 +64,15 @@ class Initiative(TenantMixin):
         max_length=16, choices=InitiativeState.choices, default=InitiativeState.PROVISIONING
     )
     state_changed_at = models.DateTimeField(auto_now_add=True)
+    # The first day collection opened: from then on the register texts are frozen (REQ-10).
+    collection_opened_on = models.DateField(null=True, blank=True)
+    # The day collection ended (the period's last day, or an earlier close): REQ-25 counts from it.
+    closed_on = models.DateField(null=True, blank=True)
     submitted_on = models.DateField(null=True, blank=True)
     withdrawn_on = models.DateField(null=True, blank=True)
+    # REQ-28 (Annex VII): the sources of support and funding, as the organisers enter them:
+    # [{"source": "...", "amount_eur": "1234.00"}].
+    funding_sources = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -78,6 +85,11 @@ class Initiative(TenantMixin):
     def collection_end(self) -> datetime.date:
         """The last day of the collection period (inclusive)."""
         return collection_end(self.collection_start)
+
+    @property
+    def register_texts_frozen(self) -> bool:
+        """REQ-10: once collection has opened, the register texts change only by an audited correction."""
+        return self.collection_opened_on is not None
 
     @property
     def is_visible(self) -> bool:
@@ -253,3 +265,107 @@ class CompetentAuthority(models.Model):
 
     def __str__(self) -> str:
         return f"competent authority of {self.country}"
+
+
+class LegalHold(models.Model):
+    """REQ-18: statements kept past their deadline for legal or administrative proceedings. Destruction
+    skips an initiative while one of its holds is active (not lifted)."""
+
+    initiative = models.ForeignKey(Initiative, on_delete=models.PROTECT, related_name="legal_holds")
+    reason = models.TextField()
+    reference = models.CharField(max_length=200, help_text="The proceedings' reference (case number).")
+    set_by = models.CharField(max_length=150)
+    set_at = models.DateTimeField()
+    lifted_by = models.CharField(max_length=150, blank=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lift_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-set_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["initiative"],
+                condition=models.Q(lifted_at__isnull=True),
+                name="one_active_legal_hold_per_initiative",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"legal hold {self.pk} on initiative {self.initiative_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.lifted_at is None
+
+
+class CertifiedCount(models.Model):
+    """REQ-26: the number of valid statements a Member State's competent authority certified. Aggregate
+    figures only; they outlive the statements and feed the Annex VII submission (REQ-28)."""
+
+    initiative = models.ForeignKey(Initiative, on_delete=models.PROTECT, related_name="certified_counts")
+    country = models.CharField(max_length=2, help_text="EU code of the Member State (EL for Greece).")
+    valid_statements = models.PositiveIntegerField()
+    certified_on = models.DateField()
+    # The authority's certificate as received (a PDF, say), kept as evidence; never personal data.
+    document = models.BinaryField(blank=True, editable=False)
+    document_name = models.CharField(max_length=200, blank=True)
+    document_sha256 = models.CharField(max_length=64, blank=True)
+    recorded_by = models.CharField(max_length=150)
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["country"]
+        constraints = [
+            models.UniqueConstraint(fields=["initiative", "country"], name="one_certified_count_per_country")
+        ]
+
+    def __str__(self) -> str:
+        return f"certified count of {self.country} for initiative {self.initiative_id}"
+
+
+class DestructionScope(models.TextChoices):
+    STATEMENTS = "statements", "statements of support (REQ-18)"
+    EMAILS = "emails", "e-mail addresses (REQ-19)"
+
+
+class DestructionRecord(models.Model):
+    """What a destruction run destroyed for one initiative and scope, kept in the public schema for
+    good: what, how many rows and files, which key ids, when and by which run. Created when the run
+    starts and finished when the last step is done, so a run killed halfway is finished by the next."""
+
+    initiative = models.ForeignKey(
+        Initiative, null=True, blank=True, on_delete=models.SET_NULL, related_name="destruction_records"
+    )
+    # Kept apart from the foreign key so the record says whose data it was on its own.
+    initiative_slug = models.CharField(max_length=63, db_index=True)
+    registration_number = models.CharField(max_length=16)
+    scope = models.CharField(max_length=16, choices=DestructionScope.choices)
+    deadline = models.DateField(help_text="The legal deadline the run acted on.")
+    actor = models.CharField(max_length=150)
+    started_run = models.CharField(max_length=32, help_text="The id of the run that started it.")
+    finished_run = models.CharField(max_length=32, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The steps done so far, in order; a resumed run skips them.
+    steps_done = ArrayField(models.CharField(max_length=32), default=list, blank=True)
+    # {"statements": 120, "contact_emails": 30, "export_jobs": 4}
+    rows_deleted = models.JSONField(default=dict, blank=True)
+    # Objects removed from the export storage, every version and leftover counted.
+    files_deleted = models.PositiveIntegerField(default=0)
+    # {"data_keys": ["personal:v1", ...], "keks": [12, 13]}: ids, never key material.
+    keys_destroyed = models.JSONField(default=dict, blank=True)
+    # What stays: the statements counted per Member State when they were destroyed.
+    counts_kept = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["initiative_slug", "scope"], name="one_destruction_per_scope")
+        ]
+
+    def __str__(self) -> str:
+        return f"destruction of {self.scope} of {self.initiative_slug}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.finished_at is not None

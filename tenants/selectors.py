@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import datetime
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from tenants.models import Domain, Initiative, InitiativeState
+from regulation.periods import authorities_submission_deadline
+from regulation.retention import emails_destruction_deadline, statements_destruction_deadline
+from tenants.models import (
+    DestructionRecord,
+    DestructionScope,
+    Domain,
+    Initiative,
+    InitiativeState,
+    LegalHold,
+)
+
+# How long before the REQ-25 deadline organisers and operators are warned that it nears.
+SUBMISSION_WARNING_PERIOD = datetime.timedelta(days=21)
 
 # Host name -> (valid until, initiative or None), per process: the lookup happens on every request.
 _hosts: dict[str, tuple[float, Initiative | None]] = {}
@@ -49,3 +62,55 @@ def initiatives_with_schema() -> QuerySet[Initiative]:
     return Initiative.objects.exclude(
         state__in=[InitiativeState.PROVISIONING, InitiativeState.DESTROYED]
     ).order_by("pk")
+
+
+@dataclass(frozen=True)
+class InitiativeDeadlines:
+    """An initiative's legal deadlines and what stands in their way or has met them."""
+
+    # REQ-25: the last day to send the statements to the authorities; None while collection runs.
+    authorities_submission: datetime.date | None
+    statements_destruction: datetime.date  # REQ-18
+    emails_destruction: datetime.date  # REQ-19
+    active_hold: LegalHold | None
+    statements_destroyed: DestructionRecord | None  # finished destruction records
+    emails_destroyed: DestructionRecord | None
+
+    def submission_due_soon(self, today: datetime.date) -> bool:
+        """The REQ-25 deadline is near or past and the initiative has not gone further."""
+        return (
+            self.authorities_submission is not None
+            and self.statements_destroyed is None
+            and today >= self.authorities_submission - SUBMISSION_WARNING_PERIOD
+        )
+
+
+def initiative_deadlines(initiative: Initiative) -> InitiativeDeadlines:
+    records = {
+        record.scope: record
+        for record in DestructionRecord.objects.filter(initiative=initiative, finished_at__isnull=False)
+    }
+    submission = None
+    if initiative.closed_on is not None and initiative.state == InitiativeState.CLOSED:
+        submission = authorities_submission_deadline(initiative.closed_on)
+    return InitiativeDeadlines(
+        authorities_submission=submission,
+        statements_destruction=statements_destruction_deadline(
+            collection_start=initiative.collection_start,
+            submitted_on=initiative.submitted_on,
+            withdrawn_on=initiative.withdrawn_on,
+        ),
+        emails_destruction=emails_destruction_deadline(
+            collection_start=initiative.collection_start,
+            submitted_on=initiative.submitted_on,
+            withdrawn_on=initiative.withdrawn_on,
+            closed_on=initiative.closed_on,
+        ),
+        active_hold=initiative_active_hold(initiative),
+        statements_destroyed=records.get(DestructionScope.STATEMENTS),
+        emails_destroyed=records.get(DestructionScope.EMAILS),
+    )
+
+
+def initiative_active_hold(initiative: Initiative) -> LegalHold | None:
+    return LegalHold.objects.filter(initiative=initiative, lifted_at__isnull=True).first()

@@ -64,6 +64,10 @@ def initiative_transition(
             current.collection_start <= today <= current.collection_end
         ):
             raise TransitionError("Collection can only run within the collection period (REQ-07, REQ-08).")
+        if to_state == InitiativeState.COLLECTING and current.collection_opened_on is None:
+            updates["collection_opened_on"] = today
+        if to_state == InitiativeState.CLOSED:
+            updates["closed_on"] = min(today, current.collection_end)
         if to_state == InitiativeState.SUBMITTED:
             updates["submitted_on"] = today
         if to_state == InitiativeState.WITHDRAWN:
