@@ -7,6 +7,7 @@ class CollectionConfig(AppConfig):
 
     def ready(self) -> None:
         from collection import tasks  # noqa: F401  (declares its tasks: services send them by name, in any process)
+        from collection.erasure import erasure_steps_register
         from collection.models import ContactEmail, Statement
         from collection.sealed import statement_identity
         from tenants.keyring.registry import SealedTable, register_sealed_table
@@ -28,5 +29,7 @@ class CollectionConfig(AppConfig):
                 sealed_field="sealed_email",
                 version_field="key_version",
                 country_field="scope",
+                outlives_statements=True,
             )
         )
+        erasure_steps_register()

@@ -338,3 +338,16 @@ def _finish(job: ExportJob, *, owner: str | None, state: str, error: str = "", *
             error=error[:300],
         )
     return True
+
+
+def export_jobs_stop(*, error: str) -> list[ExportJob]:
+    """End every unfinished job of the current initiative as failed, from outside: a worker that holds
+    one loses its lease at its next renewal and publishes nothing. Returns the jobs that were running."""
+    running: list[ExportJob] = []
+    for job in ExportJob.objects.filter(state__in=UNFINISHED_EXPORT_STATES):
+        if (
+            _finish(job, owner=None, state=ExportJobState.FAILED, error=error)
+            and job.state == ExportJobState.RUNNING
+        ):
+            running.append(job)
+    return running

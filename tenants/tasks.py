@@ -9,6 +9,7 @@ from typing import Any
 
 from tenants.audit import SYSTEM_ACTOR
 from tenants.db import connection
+from tenants.destruction import destroy_due as destroy_due_run
 from tenants.keyring.reencryption import reencryption_run
 from tenants.keyring.rotation import data_key_promote
 from tenants.keyring.selectors import data_keys_due_for_promotion, reencryption_jobs_to_resume
@@ -18,6 +19,8 @@ from tenants.services import initiatives_follow_calendar
 from workers.base import platform_task
 
 PROVISIONING_GRACE = datetime.timedelta(minutes=5)
+# A destruction that waits for a running export to give up its lease is tried again after this long.
+DESTRUCTION_RETRY_SECONDS = 600
 
 
 @platform_task("maintenance.provision_initiative")
@@ -73,3 +76,12 @@ def reconcile_keys() -> dict[str, list[int]]:
     for job_id in resent:
         reencrypt.delay(job_id)
     return {"promoted": promoted, "resent": resent}
+
+
+@platform_task("maintenance.destroy_due")
+def destroy_due() -> dict[str, Any]:
+    """REQ-18 and REQ-19: destroy what is due today. The report holds slugs, counts and key ids only."""
+    report = destroy_due_run()
+    if report.waiting:
+        destroy_due.apply_async(countdown=DESTRUCTION_RETRY_SECONDS)
+    return report.as_dict()

@@ -18,7 +18,17 @@ from django.conf import settings
 
 from eci_platform.embedded import REPOSITORY_ROOT
 from tenants.db import connection
-from tenants.models import AuditEvent, DataKey, Domain, Initiative, KeyEncryptionKey, ReencryptionJob
+from tenants.models import (
+    AuditEvent,
+    CertifiedCount,
+    DataKey,
+    DestructionRecord,
+    Domain,
+    Initiative,
+    KeyEncryptionKey,
+    LegalHold,
+    ReencryptionJob,
+)
 
 
 def test_database_url() -> str:
@@ -93,6 +103,9 @@ def committed_initiative_remove(initiative: Initiative) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f'DROP SCHEMA IF EXISTS "{initiative.schema_name}" CASCADE')
     ReencryptionJob.objects.filter(initiative=initiative).delete()
+    LegalHold.objects.filter(initiative=initiative).delete()
+    CertifiedCount.objects.filter(initiative=initiative).delete()
+    DestructionRecord.objects.filter(initiative_slug=initiative.slug).delete()
     DataKey.objects.filter(initiative=initiative).delete()
     KeyEncryptionKey.objects.filter(initiative=initiative).delete()
     AuditEvent.objects.filter(initiative=initiative).delete()

@@ -15,4 +15,6 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Nightly, when few sign: compare the published counts with the table and correct drift.
     "reconcile-all-counts": {"task": "default.reconcile_all_counts", "schedule": crontab(hour=3, minute=15)},
     "reconcile-exports": {"task": "exports.reconcile", "schedule": 30.0},
+    # REQ-18/REQ-19: daily; a run that had to wait (a running export) sends itself again sooner.
+    "destroy-due": {"task": "maintenance.destroy_due", "schedule": crontab(hour=2, minute=30)},
 }

@@ -62,6 +62,20 @@ def export_object_key(schema: str, country: str, job_id: int | str | uuid.UUID, 
     return f"exports/{schema}/{country}/{job}{suffix}"
 
 
+def export_objects_prefix(schema: str) -> str:
+    """The folder of every export object of one initiative: `exports/<schema>/`."""
+    if not SCHEMA_NAME.fullmatch(schema):
+        raise InvalidObjectKeyError(f"not a schema name: {schema!r}")
+    return f"exports/{schema}/"
+
+
+def check_object_prefix(prefix: str) -> str:
+    if not prefix.endswith("/"):
+        raise InvalidObjectKeyError(f"not a folder prefix: {prefix!r}")
+    check_object_key(prefix[:-1])
+    return prefix
+
+
 def check_object_key(key: str) -> str:
     """Relative, slash-separated segments of safe characters; no `.`/`..` segment, no partial file."""
     segments = key.split("/")
@@ -106,6 +120,12 @@ class ExportStorage(ABC):
     def leftovers_discard(self, key: str) -> int:
         """Removes what writers of `key` that died mid-way left behind (a partial file, an unfinished
         multipart upload); returns how many. Call it only when no other writer of the key can be alive."""
+
+    @abstractmethod
+    def delete_everything_under(self, prefix: str) -> int:
+        """Removes every object whose key starts with `prefix` (a folder, ending in "/"): every stored
+        version and delete marker where the store keeps versions, partial files and unfinished uploads
+        too. Returns how many were removed; running it again finds nothing."""
 
     def put_bytes(self, key: str, data: bytes) -> None:
         with self.open_writer(key) as sink:

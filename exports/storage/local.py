@@ -17,6 +17,7 @@ from exports.storage.base import (
     ObjectReader,
     ObjectWriter,
     check_object_key,
+    check_object_prefix,
 )
 
 
@@ -75,6 +76,21 @@ class LocalExportStorage(ExportStorage):
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+
+    def delete_everything_under(self, prefix: str) -> int:
+        folder = self.path(check_object_prefix(prefix)[:-1])
+        if not folder.is_dir():
+            return 0
+        removed = 0
+        # Deepest first, so each folder is empty when its turn comes; hidden partial files included.
+        for path in sorted(folder.rglob("*"), key=lambda found: len(found.parts), reverse=True):
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
+                removed += 1
+        folder.rmdir()
+        return removed
 
     def download_url(self, key: str, expires_seconds: int, *, filename: str | None = None) -> str | None:
         self.path(key)  # the key is still checked: a caller must not learn to rely on bad keys

@@ -21,6 +21,7 @@ from exports.storage.base import (
     ObjectReader,
     ObjectWriter,
     check_object_key,
+    check_object_prefix,
 )
 
 
@@ -93,6 +94,39 @@ class S3ExportStorage(ExportStorage):
         for upload in uploads:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload["UploadId"])
         return len(uploads)
+
+    def delete_everything_under(self, prefix: str) -> int:
+        name = self.object_name(check_object_prefix(prefix)[:-1]) + "/"
+        removed = 0
+        # Unfinished multipart uploads first: their parts are stored data too, invisible to listings.
+        for page in self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=name
+        ):
+            for upload in page.get("Uploads", []):
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+                removed += 1
+        # Every version and delete marker (a bucket without versioning lists each object once, "null").
+        for page in self.client.get_paginator("list_object_versions").paginate(
+            Bucket=self.bucket, Prefix=name
+        ):
+            entries = [
+                {"Key": entry["Key"], "VersionId": entry["VersionId"]}
+                for entry in page.get("Versions", []) + page.get("DeleteMarkers", [])
+            ]
+            for start in range(0, len(entries), 1000):  # DeleteObjects takes at most 1000 keys
+                batch = entries[start : start + 1000]
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+                if answer.get("Errors"):
+                    first = answer["Errors"][0]
+                    raise ExportStorageError(
+                        f"S3 did not delete {len(answer['Errors'])} object versions: {first.get('Code')}"
+                    )
+                removed += len(batch)
+        return removed
 
     def download_url(self, key: str, expires_seconds: int, *, filename: str | None = None) -> str | None:
         if not 0 < expires_seconds <= PRESIGNED_MAXIMUM_SECONDS:

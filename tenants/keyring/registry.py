@@ -21,6 +21,9 @@ class SealedTable:
     digest_field: str | None = None
     digest_version_field: str | None = None
     identity: Callable[[bytes, str], bytes] | None = None
+    # Records kept after the statements are destroyed (the e-mail addresses of REQ-19): destroying the
+    # statements' keys re-seals them under a key of their own first (see shredding.py).
+    outlives_statements: bool = False
 
     def column(self, field: str) -> str:
         model_field = self.model._meta.get_field(getattr(self, field))
@@ -40,6 +43,10 @@ def sealed_tables_for(purpose: str) -> list[SealedTable]:
     if purpose == "index":
         return [table for table in SEALED_TABLES if table.digest_field]
     return list(SEALED_TABLES)
+
+
+def sealed_tables_outliving_statements() -> list[SealedTable]:
+    return [table for table in SEALED_TABLES if table.outlives_statements]
 
 
 def register_sealed_table(table: SealedTable) -> None:

@@ -7,17 +7,20 @@ from django.db import transaction
 from django.utils import timezone
 
 from tenants.audit import audit_record
-from tenants.keyring.keys import (
-    process_key_cache,
-)
-from tenants.keyring.providers import KeyProviderError
+from tenants.keyring.keys import data_key, data_key_create, process_key_cache
+from tenants.keyring.providers import KeyProviderError, key_provider
+from tenants.keyring.registry import SealedTable, sealed_tables_outliving_statements
 from tenants.keyring.rotation import initiative_row_lock, kek_destroy
+from tenants.keyring.sealing import open_with, seal_with, sealed_version
 from tenants.models import (
     DataKey,
     DataKeyState,
     Initiative,
     KeyEncryptionKey,
+    KeyPurpose,
 )
+
+RESEAL_BATCH = 500
 
 
 def initiative_keys_destroy(initiative: Initiative, *, actor: str, reason: str) -> dict[str, object]:
@@ -27,25 +30,109 @@ def initiative_keys_destroy(initiative: Initiative, *, actor: str, reason: str) 
     Other processes drop their cached copies within KEY_CACHE_SECONDS; shredding comes after the
     initiative has stopped collecting, when no process writes for it. If the provider fails for a KEK,
     the failure is audited and raised; running the service again retries what is left."""
+    return _keys_destroy(initiative, actor=actor, reason=reason, kept_key=None, kept_kek=None)
+
+
+def initiative_keys_destroy_keeping_outliving_records(
+    initiative: Initiative, *, actor: str, reason: str
+) -> dict[str, object]:
+    """Destroy the statements' keys while records that outlive them (the e-mail addresses of REQ-19)
+    stay readable: those are first re-sealed under a new data key wrapped by a new KEK, then every
+    other data key and every other KEK is destroyed. A backup from before holds the old wrapped keys
+    only, whose KEKs are gone, so it opens neither the statements nor the addresses.
+
+    Safe to run again after a crash at any point: a re-run makes another fresh key and moves the kept
+    records to it, and the destruction retries whatever is left."""
+    with initiative:
+        tables = [
+            table for table in sealed_tables_outliving_statements() if table.model._default_manager.exists()
+        ]
+    if not tables:
+        return initiative_keys_destroy(initiative, actor=actor, reason=reason)
+    provider = key_provider()
+    reference = provider.create_kek(label=initiative.schema_name)
+    try:
+        with transaction.atomic():
+            initiative_row_lock(initiative)
+            kept_kek = KeyEncryptionKey.objects.create(
+                initiative=initiative, provider=provider.name, reference=reference
+            )
+            DataKey.objects.filter(
+                initiative=initiative,
+                purpose=KeyPurpose.PERSONAL_DATA,
+                state__in=[DataKeyState.PRIMARY, DataKeyState.PENDING],
+            ).update(state=DataKeyState.DECRYPT_ONLY, retired_at=timezone.now())
+            kept = data_key_create(initiative.pk, KeyPurpose.PERSONAL_DATA, DataKeyState.PRIMARY, kept_kek)
+    except BaseException:
+        provider.destroy_kek(reference)  # never came into use
+        raise
+    process_key_cache.forget_initiative(initiative.pk)
+    resealed = sum(_reseal(initiative, table, kept) for table in tables)
+    return _keys_destroy(
+        initiative, actor=actor, reason=reason, kept_key=kept, kept_kek=kept_kek, resealed=resealed
+    )
+
+
+def _reseal(initiative: Initiative, table: SealedTable, kept: DataKey) -> int:
+    """Move every record of `table` to the kept key version, in batches of one transaction each."""
+    target = data_key(initiative.pk, KeyPurpose.PERSONAL_DATA, kept.version)
+    model, version_field, sealed_field = table.model, table.version_field, table.sealed_field
+    moved = 0
+    with initiative:
+        while True:
+            with transaction.atomic():
+                batch = list(
+                    model._default_manager.select_for_update()
+                    .exclude(**{version_field: kept.version})
+                    .order_by("pk")[:RESEAL_BATCH]
+                )
+                if not batch:
+                    return moved
+                for record in batch:
+                    blob = bytes(getattr(record, sealed_field))
+                    scope = getattr(record, table.country_field)
+                    old = data_key(initiative.pk, KeyPurpose.PERSONAL_DATA, sealed_version(blob))
+                    plaintext = open_with(old, record.pk, scope, blob)
+                    model._default_manager.filter(pk=record.pk).update(
+                        **{
+                            sealed_field: seal_with(target, record.pk, scope, plaintext),
+                            version_field: kept.version,
+                        }
+                    )
+                moved += len(batch)
+
+
+def _keys_destroy(
+    initiative: Initiative,
+    *,
+    actor: str,
+    reason: str,
+    kept_key: DataKey | None,
+    kept_kek: KeyEncryptionKey | None,
+    resealed: int = 0,
+) -> dict[str, object]:
     with transaction.atomic():
         initiative_row_lock(initiative)
-        keys = list(
-            DataKey.objects.select_for_update()
-            .filter(initiative=initiative)
-            .exclude(state=DataKeyState.DESTROYED)
-        )
+        live_keys = DataKey.objects.select_for_update().filter(initiative=initiative)
+        if kept_key is not None:
+            live_keys = live_keys.exclude(pk=kept_key.pk)
+        keys = list(live_keys.exclude(state=DataKeyState.DESTROYED))
         now = timezone.now()
         DataKey.objects.filter(pk__in=[key.pk for key in keys]).update(
             state=DataKeyState.DESTROYED, wrapped=b"", destroyed_at=now
         )
-        keks = list(
-            KeyEncryptionKey.objects.select_for_update().filter(
-                initiative=initiative, destroyed_at__isnull=True
-            )
+        live_keks = KeyEncryptionKey.objects.select_for_update().filter(
+            initiative=initiative, destroyed_at__isnull=True
         )
+        if kept_kek is not None:
+            live_keks = live_keks.exclude(pk=kept_kek.pk)
+        keks = list(live_keks)
         KeyEncryptionKey.objects.filter(pk__in=[kek.pk for kek in keks], retired_at__isnull=True).update(
             retired_at=now
         )
+        kept: dict[str, object] = {}
+        if kept_key is not None and kept_kek is not None:
+            kept = {"kept_data_key": f"{kept_key.purpose}:v{kept_key.version}", "kept_kek": kept_kek.pk}
         audit_record(
             actor=actor,
             action="key.shred_started",
@@ -53,6 +140,7 @@ def initiative_keys_destroy(initiative: Initiative, *, actor: str, reason: str) 
             reason=reason,
             data_keys=[f"{key.purpose}:v{key.version}" for key in keys],
             kek_ids=[kek.pk for kek in keks],
+            **kept,
         )
     process_key_cache.forget_initiative(initiative.pk)
     failed: list[int] = []
@@ -65,7 +153,10 @@ def initiative_keys_destroy(initiative: Initiative, *, actor: str, reason: str) 
         "data_keys_destroyed": [f"{key.purpose}:v{key.version}" for key in keys],
         "keks_destroyed": [kek.pk for kek in keks if kek.pk not in failed],
         "keks_failed": failed,
+        **kept,
     }
+    if kept:
+        summary["records_resealed"] = resealed
     audit_record(
         actor=actor,
         action="key.shredded" if not failed else "key.shred_incomplete",

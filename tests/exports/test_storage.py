@@ -313,3 +313,19 @@ def test_both_back_ends_offer_the_same_interface(
     assert storage.read(key).decode() == "Ελλάδα"
     assert storage.size(key) == len("Ελλάδα".encode())
     assert os.path.basename(key) == "7.manifest.json"
+
+
+def test_everything_under_a_folder_goes_partial_files_too(local: LocalExportStorage) -> None:
+    local.put_bytes("exports/i_one/BE/1.p7m", b"file")
+    local.put_bytes("exports/i_one/BE/1.manifest.json", b"manifest")
+    local.put_bytes("exports/i_one/DE/2.p7m", b"file")
+    local.put_bytes("exports/i_two/BE/3.p7m", b"another initiative's")
+    (local.root / "exports/i_one/DE/.2.p7m.abc.partial").write_bytes(b"a writer died here")
+    assert local.delete_everything_under("exports/i_one/") == 4
+    assert _files(local.root) == ["exports/i_two/BE/3.p7m"]
+    assert local.delete_everything_under("exports/i_one/") == 0  # again: nothing left
+    with pytest.raises(InvalidObjectKeyError):
+        local.delete_everything_under("exports/../")
+    with pytest.raises(InvalidObjectKeyError):
+        local.delete_everything_under("exports/i_two")  # not a folder: refused, nothing removed
+    assert _files(local.root) == ["exports/i_two/BE/3.p7m"]
