@@ -26,10 +26,8 @@ from django.utils import timezone
 
 from tenants.audit import SYSTEM_ACTOR, audit_record
 from tenants.db import connection
-from tenants.keyring.shredding import (
-    initiative_keys_destroy,
-    initiative_keys_destroy_keeping_outliving_records,
-)
+from tenants.keyring.registry import SEALED_TABLES, sealed_tables_outliving_statements
+from tenants.keyring.shredding import initiative_keys_destroy, initiative_keys_destroy_keeping
 from tenants.models import (
     DestructionRecord,
     DestructionScope,
@@ -330,8 +328,8 @@ def _step_done(record: DestructionRecord, name: str, outcome: ErasureOutcome) ->
 def _keys_destroy(
     initiative: Initiative, scope: str, *, actor: str, emails_due_too: bool
 ) -> dict[str, object]:
-    """The statements' keys go with them; e-mail addresses still within their time keep a key of their
-    own. The last scope to go takes every remaining key."""
+    """The keys go with what they sealed; what is still within its time keeps a key of its own. The
+    last scope to go takes every remaining key."""
     reason = REASON[DestructionScope(scope)]
     if scope == DestructionScope.STATEMENTS:
         emails_done = DestructionRecord.objects.filter(
@@ -339,11 +337,21 @@ def _keys_destroy(
         ).exists()
         if emails_due_too or emails_done:
             return initiative_keys_destroy(initiative, actor=actor, reason=reason)
-        return initiative_keys_destroy_keeping_outliving_records(initiative, actor=actor, reason=reason)
+        return initiative_keys_destroy_keeping(
+            initiative,
+            tables=sealed_tables_outliving_statements(),
+            keep_index=False,
+            actor=actor,
+            reason=reason,
+        )
     statements_done = DestructionRecord.objects.filter(
         initiative=initiative, scope=DestructionScope.STATEMENTS, finished_at__isnull=False
     ).exists()
     if statements_done:
         return initiative_keys_destroy(initiative, actor=actor, reason=reason)
-    # REQ-19's deadlines never come before REQ-18's; should they, the statements' keys stay until theirs.
-    return {}
+    # An early close brings REQ-19's deadline before REQ-18's: the statements (and their duplicate
+    # index) move to keys of their own, so the addresses in an older backup no longer open either.
+    statement_tables = [table for table in SEALED_TABLES if not table.outlives_statements]
+    return initiative_keys_destroy_keeping(
+        initiative, tables=statement_tables, keep_index=True, actor=actor, reason=reason
+    )

@@ -7,9 +7,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from tenants.audit import audit_record
-from tenants.keyring.keys import data_key, data_key_create, process_key_cache
+from tenants.keyring.keys import data_key, data_key_create, process_key_cache, wrap_context
 from tenants.keyring.providers import KeyProviderError, key_provider
-from tenants.keyring.registry import SealedTable, sealed_tables_outliving_statements
+from tenants.keyring.registry import SealedTable
 from tenants.keyring.rotation import initiative_row_lock, kek_destroy
 from tenants.keyring.sealing import open_with, seal_with, sealed_version
 from tenants.models import (
@@ -30,23 +30,24 @@ def initiative_keys_destroy(initiative: Initiative, *, actor: str, reason: str) 
     Other processes drop their cached copies within KEY_CACHE_SECONDS; shredding comes after the
     initiative has stopped collecting, when no process writes for it. If the provider fails for a KEK,
     the failure is audited and raised; running the service again retries what is left."""
-    return _keys_destroy(initiative, actor=actor, reason=reason, kept_key=None, kept_kek=None)
+    return _keys_destroy(initiative, actor=actor, reason=reason, kept_keys=[], kept_kek=None)
 
 
-def initiative_keys_destroy_keeping_outliving_records(
-    initiative: Initiative, *, actor: str, reason: str
+def initiative_keys_destroy_keeping(
+    initiative: Initiative, *, tables: list[SealedTable], keep_index: bool, actor: str, reason: str
 ) -> dict[str, object]:
-    """Destroy the statements' keys while records that outlive them (the e-mail addresses of REQ-19)
-    stay readable: those are first re-sealed under a new data key wrapped by a new KEK, then every
-    other data key and every other KEK is destroyed. A backup from before holds the old wrapped keys
-    only, whose KEKs are gone, so it opens neither the statements nor the addresses.
+    """Destroy the keys of what goes while the records of `tables` stay readable: those are first
+    re-sealed under a new data key wrapped by a new KEK (and with `keep_index` the duplicate-index keys
+    are rewrapped under it), then every other data key and every other KEK is destroyed. A backup from
+    before holds the old wrapped keys only, whose KEKs are gone, so it opens nothing that went.
+
+    The statements going first keep the e-mail addresses of REQ-19 this way; the addresses going first
+    (an early close brings their deadline forward) keep the statements and their index.
 
     Safe to run again after a crash at any point: a re-run makes another fresh key and moves the kept
     records to it, and the destruction retries whatever is left."""
     with initiative:
-        tables = [
-            table for table in sealed_tables_outliving_statements() if table.model._default_manager.exists()
-        ]
+        tables = [table for table in tables if table.model._default_manager.exists()]
     if not tables:
         return initiative_keys_destroy(initiative, actor=actor, reason=reason)
     provider = key_provider()
@@ -62,15 +63,35 @@ def initiative_keys_destroy_keeping_outliving_records(
                 purpose=KeyPurpose.PERSONAL_DATA,
                 state__in=[DataKeyState.PRIMARY, DataKeyState.PENDING],
             ).update(state=DataKeyState.DECRYPT_ONLY, retired_at=timezone.now())
-            kept = data_key_create(initiative.pk, KeyPurpose.PERSONAL_DATA, DataKeyState.PRIMARY, kept_kek)
+            kept = [data_key_create(initiative.pk, KeyPurpose.PERSONAL_DATA, DataKeyState.PRIMARY, kept_kek)]
+            if keep_index:
+                kept += _rewrap(initiative, KeyPurpose.INDEX, kept_kek)
     except BaseException:
         provider.destroy_kek(reference)  # never came into use
         raise
     process_key_cache.forget_initiative(initiative.pk)
-    resealed = sum(_reseal(initiative, table, kept) for table in tables)
+    resealed = sum(_reseal(initiative, table, kept[0]) for table in tables)
     return _keys_destroy(
-        initiative, actor=actor, reason=reason, kept_key=kept, kept_kek=kept_kek, resealed=resealed
+        initiative, actor=actor, reason=reason, kept_keys=kept, kept_kek=kept_kek, resealed=resealed
     )
+
+
+def _rewrap(initiative: Initiative, purpose: str, kek: KeyEncryptionKey) -> list[DataKey]:
+    """Wrap the live keys of `purpose` under `kek` (their material unchanged)."""
+    provider = key_provider()
+    keys = list(
+        DataKey.objects.select_for_update()
+        .select_related("kek")
+        .filter(initiative=initiative, purpose=purpose)
+        .exclude(state=DataKeyState.DESTROYED)
+    )
+    for key in keys:
+        context = wrap_context(initiative.pk, key.purpose, key.version)
+        material = provider.unwrap(key.kek.reference, bytes(key.wrapped), context=context)
+        key.wrapped = provider.wrap(kek.reference, material, context=context)
+        key.kek = kek
+        key.save(update_fields=["wrapped", "kek"])
+    return keys
 
 
 def _reseal(initiative: Initiative, table: SealedTable, kept: DataKey) -> int:
@@ -107,15 +128,14 @@ def _keys_destroy(
     *,
     actor: str,
     reason: str,
-    kept_key: DataKey | None,
+    kept_keys: list[DataKey],
     kept_kek: KeyEncryptionKey | None,
     resealed: int = 0,
 ) -> dict[str, object]:
     with transaction.atomic():
         initiative_row_lock(initiative)
         live_keys = DataKey.objects.select_for_update().filter(initiative=initiative)
-        if kept_key is not None:
-            live_keys = live_keys.exclude(pk=kept_key.pk)
+        live_keys = live_keys.exclude(pk__in=[key.pk for key in kept_keys])
         keys = list(live_keys.exclude(state=DataKeyState.DESTROYED))
         now = timezone.now()
         DataKey.objects.filter(pk__in=[key.pk for key in keys]).update(
@@ -131,8 +151,11 @@ def _keys_destroy(
             retired_at=now
         )
         kept: dict[str, object] = {}
-        if kept_key is not None and kept_kek is not None:
-            kept = {"kept_data_key": f"{kept_key.purpose}:v{kept_key.version}", "kept_kek": kept_kek.pk}
+        if kept_keys and kept_kek is not None:
+            kept = {
+                "kept_data_keys": [f"{key.purpose}:v{key.version}" for key in kept_keys],
+                "kept_kek": kept_kek.pk,
+            }
         audit_record(
             actor=actor,
             action="key.shred_started",

@@ -195,18 +195,40 @@ def test_a_submitted_initiative_loses_its_statements_a_month_later_and_its_addre
 def test_statements_go_21_months_after_the_start_of_collection_when_never_submitted(
     exporting_factory: Factory,
 ) -> None:
-    initiative = _collected(exporting_factory, emails=0)
+    initiative = _collected(exporting_factory)
     deadline = statements_destruction_deadline(collection_start=initiative.collection_start)
     assert deadline > initiative.collection_end
-    with time_machine.travel(_noon(deadline - datetime.timedelta(days=1))):
-        # Closed early today: the addresses' 12 months after the close (REQ-19) ran out first.
+    emails_deadline = emails_destruction_deadline(
+        collection_start=initiative.collection_start, closed_on=initiative.closed_on
+    )
+    # Closed early (today): the addresses' 12 months after the close (REQ-19) run out first.
+    assert emails_deadline < deadline
+    backup = _dump([f"{initiative.schema_name}.collection_contactemail"])["collection_contactemail"]
+    index_keys = {key.version for key in _live_keys(initiative) if key.purpose == KeyPurpose.INDEX}
+    with time_machine.travel(_noon(emails_deadline)):
         assert [item["scope"] for item in destroy_due().destroyed] == [DestructionScope.EMAILS]
-    assert _rows(initiative) == (5, 0) and _live_keys(initiative)
+    assert _rows(initiative) == (7, 0)
+    # The statements moved to a key of their own under a new KEK; their duplicate index kept its key.
+    assert {(key.purpose, key.version) for key in _live_keys(initiative)} == {
+        (KeyPurpose.PERSONAL_DATA, 2),
+        *((KeyPurpose.INDEX, version) for version in index_keys),
+    }
+    assert KeyEncryptionKey.objects.filter(initiative=initiative, destroyed_at__isnull=True).count() == 1
+    process_key_cache.clear()
+    with initiative:
+        for statement in Statement.objects.all():
+            assert statement.key_version == 2
+            open_sealed(initiative.pk, statement.pk, statement.country, bytes(statement.sealed_personal_data))
+    connection.set_schema_to_public()
+    _cannot_open(initiative, backup, "sealed_email", None)
+
+    with time_machine.travel(_noon(deadline - datetime.timedelta(days=1))):
+        assert destroy_due().destroyed == []
     with time_machine.travel(_noon(deadline)):
         report = destroy_due()
     assert [item["scope"] for item in report.destroyed] == [DestructionScope.STATEMENTS]
     assert _rows(initiative) == (0, 0)
-    assert _live_keys(initiative) == []  # no address to keep: every key went at once
+    assert _live_keys(initiative) == []
 
 
 def test_a_withdrawn_initiative_loses_statements_and_addresses_a_month_after_withdrawal(
@@ -506,19 +528,25 @@ def test_a_database_dump_from_before_the_destruction_cannot_be_decrypted(
         with pytest.raises(KeyProviderError):
             key_provider().unwrap(references[row["kek_id"]], _bytea(row["wrapped"]), context=context)
     # And no key the platform still holds opens a sealed record of the backup, whatever its version.
+    assert _live_keys(initiative)  # the addresses' own key, until their deadline
+    _cannot_open(initiative, statements, "sealed_personal_data", "country")
+    _cannot_open(initiative, addresses, "sealed_email", None)
+
+
+def _cannot_open(
+    initiative: Initiative, rows: list[dict[str, str]], blob_column: str, scope_column: str | None
+) -> None:
+    """No key the platform still holds opens these dumped records, whatever version they name."""
+    process_key_cache.clear()
     still_held = [data_key(initiative.pk, key.purpose, key.version) for key in _live_keys(initiative)]
-    assert still_held  # the addresses' own key, until their deadline
-    for rows, blob_column, scope_column in (
-        (statements, "sealed_personal_data", "country"),
-        (addresses, "sealed_email", None),
-    ):
-        for row in rows:
-            sealed = _bytea(row[blob_column])
-            scope = row[scope_column] if scope_column else "EU"
-            for key in still_held:
-                as_if = UnwrappedKey(key.initiative_id, key.purpose, sealed_version(sealed), key.material)
-                with pytest.raises(SealedRecordError):
-                    open_with(as_if, uuid.UUID(row["id"]), scope, sealed)
+    assert rows
+    for row in rows:
+        sealed = _bytea(row[blob_column])
+        scope = row[scope_column] if scope_column else "EU"
+        for key in still_held:
+            as_if = UnwrappedKey(key.initiative_id, key.purpose, sealed_version(sealed), key.material)
+            with pytest.raises(SealedRecordError):
+                open_with(as_if, uuid.UUID(row["id"]), scope, sealed)
 
 
 # -- the command ---------------------------------------------------------------------------------------------
