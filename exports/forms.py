@@ -66,3 +66,36 @@ class DownloadLinkForm(forms.Form):
             "invalid_choice": "Say what to download: the file or its manifest.",
         },
     )
+
+
+class FundingSourceForm(forms.Form):
+    """One row of the Annex VII funding sources (REQ-28); a blank extra row is left out."""
+
+    source = forms.CharField(
+        label="Source of support or funding",
+        max_length=200,
+        error_messages={
+            "required": "Name the source, or leave the whole row empty.",
+            "max_length": "The source may be at most 200 characters.",
+        },
+    )
+    amount_eur = forms.DecimalField(
+        label="Amount in euros",
+        min_value=0,
+        max_digits=11,
+        decimal_places=2,
+        error_messages={
+            "required": "Give the amount in euros (0 for support in kind), or leave the whole row empty.",
+            "invalid": "The amount must be a number of euros, such as 1500 or 1500.50.",
+            "min_value": "The amount cannot be negative.",
+            "max_digits": "The amount can be at most 999,999,999.99 euros.",
+            "max_decimal_places": "The amount has at most two decimals (cents).",
+            "max_whole_digits": "The amount can be at most 999,999,999.99 euros.",
+        },
+    )
+
+
+# Two blank rows to add sources; removing one is its "Remove" box. No script: the page works without.
+FundingSourceFormSet = forms.formset_factory(
+    FundingSourceForm, extra=2, can_delete=True, max_num=200, validate_max=True, absolute_max=200
+)

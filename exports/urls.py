@@ -3,7 +3,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from exports import views
+from exports import submission_views, views
 from exports.downloads import DownloadKind
 
 urlpatterns = [
@@ -25,4 +25,8 @@ urlpatterns = [
         {"kind": DownloadKind.MANIFEST.value},
         name="manage-export-manifest",
     ),
+    # Annex VII (REQ-28): the funding sources the organisers enter, and the submission to print.
+    path("funding/", submission_views.funding_page, name="manage-funding"),
+    path("submission/", submission_views.submission_page, name="manage-submission"),
+    path("submission.json", submission_views.submission_json, name="manage-submission-json"),
 ]

@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
+from tenants.admin_submission import submission_urls
 from tenants.authorities import AuthorityError, authority_confirm, authority_problem, authority_register
 from tenants.forms import AuthorityConfirmationForm, AuthorityRegistrationForm, OnboardingForm
 from tenants.models import (
@@ -109,6 +110,7 @@ class InitiativeAdmin(admin.ModelAdmin):
     )
     list_filter = ("state",)
     search_fields = ("slug", "registration_number")
+    change_form_template = "operator/initiative_change_form.html"  # links the Annex VII page
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = (
         "slug",
@@ -154,7 +156,7 @@ class InitiativeAdmin(admin.ModelAdmin):
         onboard = path(
             "onboard/", self.admin_site.admin_view(self.onboard_view), name="tenants_initiative_onboard"
         )
-        return [onboard, *super().get_urls()]
+        return [onboard, *submission_urls(self), *super().get_urls()]
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         return HttpResponseRedirect(reverse("operator:tenants_initiative_onboard"))

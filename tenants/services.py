@@ -15,6 +15,7 @@ from tenants.models import (
     Initiative,
     InitiativeState,
 )
+from tenants.submission import initiative_certified_validity
 
 # The lifecycle, in one place: from each state, the states it may move to.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -69,6 +70,15 @@ def initiative_transition(
         if to_state == InitiativeState.CLOSED:
             updates["closed_on"] = min(today, current.collection_end)
         if to_state == InitiativeState.SUBMITTED:
+            # REQ-01: only a valid initiative goes to the Commission; the counts are read under the
+            # initiative's lock, which recording a certificate takes too.
+            validity = initiative_certified_validity(current)
+            if not validity.valid:
+                raise TransitionError(
+                    "The certified counts do not meet REQ-01 yet: "
+                    + "; ".join(validity.shortfalls())
+                    + ". Record each authority's certificate (record_certificate) first."
+                )
             updates["submitted_on"] = today
         if to_state == InitiativeState.WITHDRAWN:
             updates["withdrawn_on"] = today

@@ -15,6 +15,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from tenants.models import AuditEvent, Initiative, InitiativeState
+from tests.tenants.certificates import certify_valid
 
 pytestmark = pytest.mark.django_db
 
@@ -62,6 +63,7 @@ def test_pausing_resuming_and_closing_early_are_audited_with_the_reason(alpha: I
 
 def test_submitted_and_withdrawn_record_their_day(alpha: Initiative, beta: Initiative) -> None:
     _state(alpha, InitiativeState.CLOSED)
+    certify_valid(alpha)  # REQ-01: only a valid initiative is submitted
     _change("--initiative", "alpha", "--to", "submitted")
     _change("--initiative", "beta", "--to", "withdrawn", "--reason", "the organisers withdrew")
     alpha.refresh_from_db()

@@ -15,6 +15,7 @@ from tenants.services import (
     initiative_transition,
     initiatives_follow_calendar,
 )
+from tests.tenants.certificates import certify_valid
 
 pytestmark = pytest.mark.django_db
 
@@ -56,6 +57,8 @@ def test_every_transition_is_allowed_or_refused_as_the_table_says(
     alpha: Initiative, from_state: str, to_state: str
 ) -> None:
     _force_state(alpha, from_state)
+    if from_state == InitiativeState.CLOSED:
+        certify_valid(alpha)  # REQ-01: submitting needs valid certified counts
     events = AuditEvent.objects.count()
     if (from_state, to_state) in EXPECTED_ALLOWED:
         initiative_transition(alpha, to_state, actor="tester")
@@ -99,6 +102,7 @@ def test_collecting_is_refused_outside_the_collection_period(alpha: Initiative) 
 
 def test_submission_and_withdrawal_dates_are_recorded(alpha: Initiative, beta: Initiative) -> None:
     _force_state(alpha, InitiativeState.CLOSED)
+    certify_valid(alpha)
     initiative_transition(alpha, InitiativeState.SUBMITTED, actor="tester")
     initiative_transition(beta, InitiativeState.WITHDRAWN, actor="tester")
     alpha.refresh_from_db()
