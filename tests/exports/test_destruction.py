@@ -48,6 +48,7 @@ from tenants.models import (
 )
 from tenants.services import initiative_transition
 from tests.exports.conftest import Factory, personal_data_of
+from tests.tenants.certificates import certify_valid
 
 pytestmark = pytest.mark.usefixtures("committed_db", "_shared_initiatives_held")
 
@@ -133,6 +134,7 @@ def _emails_open(initiative: Initiative) -> list[str]:
 
 
 def _submit(initiative: Initiative) -> None:
+    certify_valid(initiative)  # REQ-01 before submission
     initiative_transition(initiative, InitiativeState.SUBMITTED, actor="test")
     initiative.refresh_from_db()
 
