@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import uuid
+from collections.abc import Iterator
 
 from django.core.cache import cache
 from django.db.models import Count, Q
 
-from collection.models import Statement
+from collection.models import ContactEmail, Statement
 from regulation.retention import statements_destruction_deadline
-from tenants.models import Initiative, InitiativeState
+from tenants.keyring.keys import UnwrappedKey, data_key
+from tenants.keyring.sealing import open_with, sealed_version
+from tenants.models import Initiative, InitiativeState, KeyPurpose
 
 # Written by collection.services.counts_refresh; the key is prefixed with the schema by django-tenants.
 COUNTS_CACHE_KEY = "statement-counts"
@@ -64,6 +67,34 @@ def counts_published() -> dict[str, object] | None:
 
 def statement_exists(statement_id: uuid.UUID) -> bool:
     return Statement.objects.filter(pk=statement_id).exists()
+
+
+# Rows fetched per round trip when the addresses are streamed.
+CONTACT_EMAILS_FETCH = 2000
+
+
+def contact_emails_count() -> int:
+    """The current initiative's optional e-mail addresses (REQ-19), each given with its own consent."""
+    return ContactEmail.objects.count()
+
+
+def contact_emails_opened(initiative_id: int) -> Iterator[str]:
+    """The current initiative's e-mail addresses, opened, oldest first (by day given, then id: a stable
+    order). Streamed through a server-side cursor: memory stays flat whatever their number. A blob that
+    does not open raises (tenants.keyring.sealing.SealedRecordError): never a silent gap."""
+    keys: dict[int, UnwrappedKey] = {}
+    rows = (
+        ContactEmail.objects.order_by("given_on", "id")
+        .values_list("id", "scope", "sealed_email")
+        .iterator(chunk_size=CONTACT_EMAILS_FETCH)
+    )
+    for record_id, scope, sealed in rows:
+        blob = bytes(sealed)
+        version = sealed_version(blob)
+        key = keys.get(version)
+        if key is None:
+            key = keys[version] = data_key(initiative_id, KeyPurpose.PERSONAL_DATA, version)
+        yield open_with(key, record_id, scope, blob).decode()
 
 
 def collection_open(initiative: Initiative, day: datetime.date) -> bool:

@@ -12,6 +12,7 @@ urlpatterns = [
     path("login/", views.OrganiserLoginView.as_view(), name="manage-login"),
     path("logout/", views.OrganiserLogoutView.as_view(), name="manage-logout"),
     path("exports/", views.exports_page, name="manage-exports"),
+    path("emails.csv", views.contact_emails_csv, name="manage-emails-csv"),
     path("exports/<int:job_id>/link/", views.export_link_create, name="manage-export-link"),
     path(
         "exports/<int:job_id>/download/<str:token>/",

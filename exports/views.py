@@ -9,10 +9,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import LoginView, LogoutView
-from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -27,6 +29,7 @@ from exports.access import (
     organiser_required,
     session_bind,
 )
+from exports.contact_emails import ContactEmailsGoneError, contact_emails_download
 from exports.downloads import (
     DownloadKind,
     ExportDownloadUnavailableError,
@@ -221,5 +224,24 @@ def export_download(request: HttpRequest, job_id: int, token: str, kind: str) ->
         filename=download.filename,
         content_type=download.content_type,
     )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@never_cache
+@require_GET
+@organiser_required
+def contact_emails_csv(request: HttpRequest) -> HttpResponseBase:
+    """GET /manage/emails.csv: the consenting signatories' e-mail addresses (REQ-19) as CSV, streamed,
+    until their deadline; afterwards, or once destroyed, 410 with a page that says so."""
+    try:
+        download = contact_emails_download(
+            current_initiative(request), actor=_actor(request), today=timezone.localdate()
+        )
+    except ContactEmailsGoneError as gone:
+        context = manage_context(request, status=gone.status)
+        return render(request, "manage/emails_gone.html", context, status=410)
+    response = StreamingHttpResponse(download.lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = content_disposition_header(True, download.filename) or "attachment"
     response["Cache-Control"] = "no-store"
     return response

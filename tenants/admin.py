@@ -15,15 +15,22 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
 from tenants.admin_submission import submission_urls
+from tenants.admin_deadlines import (
+    DeadlinesConsoleMixin,
+    DestructionRecordAdmin,
+    LegalHoldAdmin,
+)
 from tenants.authorities import AuthorityError, authority_confirm, authority_problem, authority_register
 from tenants.forms import AuthorityConfirmationForm, AuthorityRegistrationForm, OnboardingForm
 from tenants.models import (
     AuditEvent,
     CompetentAuthority,
     DataKey,
+    DestructionRecord,
     Initiative,
     InitiativeState,
     KeyEncryptionKey,
+    LegalHold,
     ReencryptionJob,
 )
 from tenants.onboarding import OnboardingError, initiative_onboard
@@ -97,7 +104,7 @@ class KeyEncryptionKeyInline(ReadOnlyInline):
 
 
 @admin.register(Initiative, site=operator_site)
-class InitiativeAdmin(admin.ModelAdmin):
+class InitiativeAdmin(DeadlinesConsoleMixin, admin.ModelAdmin):
     inlines = [KeyEncryptionKeyInline, DataKeyInline]
     list_display = (
         "slug",
@@ -107,6 +114,12 @@ class InitiativeAdmin(admin.ModelAdmin):
         "collection_start",
         "collection_end",
         "schema_name",
+        # REQ-25, REQ-18, REQ-19: the next deadlines, the hold and the records (tenants/admin_deadlines.py).
+        "submission_deadline",
+        "statements_deadline",
+        "emails_deadline",
+        "legal_hold",
+        "destruction_recorded",
     )
     list_filter = ("state",)
     search_fields = ("slug", "registration_number")
@@ -123,6 +136,7 @@ class InitiativeAdmin(admin.ModelAdmin):
         "submitted_on",
         "withdrawn_on",
         "created_at",
+        "deadlines_panel",
     )
     fields = (*readonly_fields, *EDITABLE_DETAILS)
     actions = [
@@ -156,7 +170,7 @@ class InitiativeAdmin(admin.ModelAdmin):
         onboard = path(
             "onboard/", self.admin_site.admin_view(self.onboard_view), name="tenants_initiative_onboard"
         )
-        return [onboard, *submission_urls(self), *super().get_urls()]
+        return [onboard, *submission_urls(self), *self.hold_urls(), *super().get_urls()]
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         return HttpResponseRedirect(reverse("operator:tenants_initiative_onboard"))
@@ -343,6 +357,9 @@ class CompetentAuthorityAdmin(ReadOnlyAdmin):
             request, form, f"Confirm the certificate of {authority.country}", "Confirm", intro
         )
 
+
+operator_site.register(LegalHold, LegalHoldAdmin)
+operator_site.register(DestructionRecord, DestructionRecordAdmin)
 
 # Operator accounts are managed in the same console.
 operator_site.register(User, UserAdmin)

@@ -4,6 +4,7 @@ from django import forms
 from django.conf import settings
 
 from regulation.member_states import member_states
+from tenants.holds import REASON_MAX_LENGTH, REFERENCE_MAX_LENGTH
 from tenants.onboarding import OnboardingRequest
 
 
@@ -51,4 +52,26 @@ class AuthorityConfirmationForm(forms.Form):
         max_length=200,
         help_text="The SHA-256 fingerprint the authority gave you through another channel (telephone, "
         "signed letter); colons and case do not matter.",
+    )
+
+
+class LegalHoldSetForm(forms.Form):
+    reference = forms.CharField(
+        max_length=REFERENCE_MAX_LENGTH,
+        help_text="The reference of the legal or administrative proceedings, e.g. a case number.",
+    )
+    reason = forms.CharField(
+        max_length=REASON_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="Why the statements must be kept past their deadline (REQ-18). Recorded in the audit log: "
+        "no personal data.",
+    )
+
+
+class LegalHoldLiftForm(forms.Form):
+    reason = forms.CharField(
+        max_length=REASON_MAX_LENGTH,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Optional: why the hold ends (e.g. the proceedings closed). Recorded in the audit log.",
     )
