@@ -12,9 +12,10 @@ from django.db.models import Count, Q
 
 from collection.models import ContactEmail, Statement
 from regulation.retention import statements_destruction_deadline
+from tenants.db import connection
 from tenants.keyring.keys import UnwrappedKey, data_key
 from tenants.keyring.sealing import open_with, sealed_version
-from tenants.models import Initiative, InitiativeState, KeyPurpose
+from tenants.models import DestructionRecord, DestructionScope, Initiative, InitiativeState, KeyPurpose
 
 # Written by collection.services.counts_refresh; the key is prefixed with the schema by django-tenants.
 COUNTS_CACHE_KEY = "statement-counts"
@@ -60,9 +61,30 @@ def statement_counts_around(
 
 
 def counts_published() -> dict[str, object] | None:
-    """The last published aggregate (see collection.services.counts_refresh), or None before the first."""
+    """The last published aggregate (see collection.services.counts_refresh), or None before the first.
+    Once the statements are destroyed, the counts per Member State kept on the destruction record."""
     cached: dict[str, object] | None = cache.get(COUNTS_CACHE_KEY)
+    if cached is None:
+        return counts_kept_after_destruction()
     return cached
+
+
+def counts_kept_after_destruction() -> dict[str, object] | None:
+    initiative = connection.tenant
+    if not isinstance(initiative, Initiative) or initiative.state != InitiativeState.DESTROYED:
+        return None
+    record = DestructionRecord.objects.filter(
+        initiative=initiative, scope=DestructionScope.STATEMENTS, finished_at__isnull=False
+    ).first()
+    if record is None:
+        return None
+    counts: dict[str, int] = dict(record.counts_kept)
+    return {
+        "schema": initiative.schema_name,
+        "total": sum(counts.values()),
+        "by_country": counts,
+        "counted_at": record.started_at.isoformat(),
+    }
 
 
 def statement_exists(statement_id: uuid.UUID) -> bool:

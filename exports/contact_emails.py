@@ -27,7 +27,7 @@ class ContactEmailsStatus:
 
     count: int
     deadline: datetime.date  # REQ-19, the last day they may be used
-    # The finished destruction that took them: of the addresses, or of the keys that sealed them too.
+    # The finished destruction that took them.
     destroyed: DestructionRecord | None
     past_deadline: bool
 
@@ -54,8 +54,8 @@ class ContactEmailsDownload:
 def contact_emails_status(initiative: Initiative, *, today: datetime.date) -> ContactEmailsStatus:
     """Run with the initiative's schema active."""
     deadlines = initiative_deadlines(initiative)
-    # Destroying the statements crypto-shreds the keys the addresses are sealed with as well.
-    destroyed = deadlines.emails_destroyed or deadlines.statements_destroyed
+    # Destroying the statements first moves the addresses to a key of their own: they stay usable.
+    destroyed = deadlines.emails_destroyed
     return ContactEmailsStatus(
         count=0 if destroyed is not None else contact_emails_count(),
         deadline=deadlines.emails_destruction,

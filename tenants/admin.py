@@ -14,12 +14,12 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
-from tenants.admin_submission import submission_urls
 from tenants.admin_deadlines import (
     DeadlinesConsoleMixin,
     DestructionRecordAdmin,
     LegalHoldAdmin,
 )
+from tenants.admin_submission import submission_urls
 from tenants.authorities import AuthorityError, authority_confirm, authority_problem, authority_register
 from tenants.forms import AuthorityConfirmationForm, AuthorityRegistrationForm, OnboardingForm
 from tenants.models import (

@@ -23,7 +23,9 @@ class InitiativeState(models.TextChoices):
     DESTROYED = "destroyed", "destroyed"
 
 
-# States in which the initiative's site answers; a provisioning or destroyed one is invisible.
+# States in which the initiative's site answers; a provisioning one is invisible. A destroyed one still
+# shows its public register data and kept counts, and its organisers may use the e-mail addresses until
+# their own deadline (REQ-19).
 VISIBLE_STATES = frozenset(
     {
         InitiativeState.READY,
@@ -32,6 +34,7 @@ VISIBLE_STATES = frozenset(
         InitiativeState.CLOSED,
         InitiativeState.SUBMITTED,
         InitiativeState.WITHDRAWN,
+        InitiativeState.DESTROYED,
     }
 )
 

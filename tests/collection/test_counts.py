@@ -91,7 +91,8 @@ def tasks_inline() -> Iterator[None]:
 # The periodic aggregate.
 
 
-@pytest.mark.parametrize("state", sorted(VISIBLE_STATES))
+# A destroyed initiative's site answers with the counts kept on its destruction record (not refreshed).
+@pytest.mark.parametrize("state", sorted(VISIBLE_STATES - {InitiativeState.DESTROYED}))
 def test_refresh_all_counts_covers_every_initiative_whose_site_answers(
     alpha: Initiative, tasks_inline: None, state: str
 ) -> None:

@@ -34,10 +34,17 @@ def test_unknown_host_is_a_404_page_even_in_debug() -> None:
     assert "Traceback" not in response.content.decode()
 
 
-def test_provisioning_and_destroyed_initiatives_are_not_served(alpha: Initiative) -> None:
-    for state in (InitiativeState.PROVISIONING, InitiativeState.DESTROYED):
-        Initiative.objects.filter(pk=alpha.pk).update(state=state)
-        assert client_for(alpha).get("/").status_code == 404
+def test_a_provisioning_initiative_is_not_served(alpha: Initiative) -> None:
+    Initiative.objects.filter(pk=alpha.pk).update(state=InitiativeState.PROVISIONING)
+    assert client_for(alpha).get("/").status_code == 404
+
+
+def test_a_destroyed_initiative_shows_its_register_data_and_takes_no_statement(alpha: Initiative) -> None:
+    """What stays after destruction (REQ-18) is public: the register data; signing is over."""
+    Initiative.objects.filter(pk=alpha.pk).update(state=InitiativeState.DESTROYED)
+    client = client_for(alpha)
+    assert client.get("/").status_code == 200
+    assert client.get("/sign/FR/").status_code == 410
 
 
 def test_platform_domain_serves_the_operator_console(platform_client: Client) -> None:
@@ -76,7 +83,7 @@ def test_a_process_remembers_hosts_for_the_configured_time(alpha: Initiative) ->
     selectors._hosts.clear()
     with override_settings(HOST_CACHE_SECONDS=60):
         assert client_for(alpha).get("/").status_code == 200
-        Initiative.objects.filter(pk=alpha.pk).update(state=InitiativeState.DESTROYED)
+        Initiative.objects.filter(pk=alpha.pk).update(state=InitiativeState.PROVISIONING)
         assert client_for(alpha).get("/").status_code == 200  # within the cache time: still served
         selectors._hosts.clear()
         assert client_for(alpha).get("/").status_code == 404

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from collection.models import ContactEmail, Statement
 from collection.services import statement_record
+from exports.contact_emails import contact_emails_download
 from exports.models import ExportJob, ExportJobState
 from exports.services import export_request, export_run
 from exports.storage import export_storage
@@ -47,6 +48,7 @@ from tenants.models import (
     LegalHold,
 )
 from tenants.services import initiative_transition
+from tests.conftest import client_for
 from tests.exports.conftest import Factory, personal_data_of
 from tests.tenants.certificates import certify_valid
 
@@ -177,6 +179,15 @@ def test_a_submitted_initiative_loses_its_statements_a_month_later_and_its_addre
     assert kept.purpose == KeyPurpose.PERSONAL_DATA and kept.version == 2
     assert KeyEncryptionKey.objects.filter(initiative=initiative, destroyed_at__isnull=True).count() == 1
     assert _emails_open(initiative) == [f"supporter{n}@example.org" for n in range(EMAILS)]
+    # The site still shows the register data with the counts kept; organisers still get the addresses.
+    counts = client_for(initiative).get("/api/counts.json").json()
+    assert counts["total"] == 7 and counts["countries"]["FR"]["count"] == 3
+    with initiative:
+        download = contact_emails_download(initiative, actor="organiser", today=deadline)
+        assert "".join(download.lines).split() == ["email"] + [
+            f"supporter{n}@example.org" for n in range(EMAILS)
+        ]
+    connection.set_schema_to_public()
 
     emails_deadline = emails_destruction_deadline(
         collection_start=initiative.collection_start,

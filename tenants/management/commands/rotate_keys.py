@@ -13,7 +13,7 @@ from tenants.audit import COMMAND_LINE_ACTOR
 from tenants.keyring.rotation import RotationError, initiative_keys_rotate
 from tenants.keyring.selectors import initiative_keys
 from tenants.management.commands._output import JsonCommand
-from tenants.models import DataKey, DataKeyState, ReencryptionJob, ReencryptionJobState
+from tenants.models import DataKey, DataKeyState, InitiativeState, ReencryptionJob, ReencryptionJobState
 from tenants.selectors import initiative_by_slug
 
 FINAL_JOB_STATES = (ReencryptionJobState.FINISHED, ReencryptionJobState.FAILED)
@@ -35,7 +35,7 @@ class Command(JsonCommand):
         initiative = initiative_by_slug(options["initiative"])
         if initiative is None:
             raise CommandError(f"No initiative with the slug {options['initiative']!r}.")
-        if not initiative.is_visible:
+        if not initiative.is_visible or initiative.state == InitiativeState.DESTROYED:
             raise CommandError(f"The initiative is {initiative.state}: its keys cannot be rotated.")
         try:
             started = initiative_keys_rotate(
