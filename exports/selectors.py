@@ -8,10 +8,50 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from exports.models import UNFINISHED_EXPORT_STATES, ExportBatch, ExportJob, ExportJobState
-from tenants.models import OrganiserMembership
+from tenants.models import (
+    DestructionRecord,
+    DestructionScope,
+    Initiative,
+    InitiativeState,
+    OrganiserMembership,
+)
+
+# DESIGN "Lifecycle and retention": exports run once collection has ended, and no earlier; after a
+# withdrawal nothing goes to the authorities.
+EXPORT_STATES = (InitiativeState.CLOSED, InitiativeState.SUBMITTED)
 
 # A queued job nobody claimed within this time lost its message (a broker outage, say).
 UNCLAIMED_GRACE = datetime.timedelta(minutes=2)
+
+
+def export_unavailable_reason(initiative: Initiative) -> str | None:
+    """Why the initiative's statements cannot be exported now, or None when they can. The state is read
+    from the database, not from the given object: a tenant object may be remembered by the host lookup
+    or held by a worker for a while, and a job queued earlier must see a withdrawal made since."""
+    destruction = (
+        DestructionRecord.objects.filter(initiative_id=initiative.pk, scope=DestructionScope.STATEMENTS)
+        .order_by("started_at")
+        .first()
+    )
+    if destruction is not None:
+        # A run killed halfway has already deleted some of them: a partial export is no export.
+        if destruction.finished_at is not None:
+            return (
+                "The initiative's statements were destroyed on "
+                f"{timezone.localdate(destruction.finished_at).isoformat()} (REQ-18): there is nothing "
+                "left to export."
+            )
+        return (
+            "The destruction of the initiative's statements (REQ-18) began on "
+            f"{timezone.localdate(destruction.started_at).isoformat()}: they can no longer be exported."
+        )
+    state = Initiative.objects.filter(pk=initiative.pk).values_list("state", flat=True).first()
+    if state not in EXPORT_STATES:
+        return (
+            f"Exports run once collection has closed ({' or '.join(EXPORT_STATES)}); "
+            f"the initiative is {state or 'gone'}."
+        )
+    return None
 
 
 def export_jobs_to_resume() -> QuerySet[ExportJob]:

@@ -39,6 +39,7 @@ from exports.format import (
     SCHEMA_VERSION,
 )
 from exports.models import UNFINISHED_EXPORT_STATES, ExportBatch, ExportJob, ExportJobState
+from exports.selectors import export_unavailable_reason
 from exports.snapshot import StatementSnapshot
 from exports.storage import export_storage
 from exports.storage.base import export_object_key
@@ -85,10 +86,14 @@ def _current_initiative() -> Initiative:
 
 def export_request(*, country: str, actor: str) -> list[ExportJob]:
     """Request the export of one Member State (`country` its code) or of every one with statements
-    (`country` "all": a batch of one job per country). Refused as a whole, with one message per
-    country, when any of them has no usable authority certificate. The jobs are sent to the workers once
-    the rows are committed."""
+    (`country` "all": a batch of one job per country). Refused unless the initiative is closed or
+    submitted and its statements are not destroyed (the message names the state), and refused as a
+    whole, with one message per country, when any of them has no usable authority certificate. The jobs
+    are sent to the workers once the rows are committed."""
     initiative = _current_initiative()
+    unavailable = export_unavailable_reason(initiative)
+    if unavailable is not None:
+        raise ExportRefusedError(unavailable)
     code = country.strip().upper()
     if code == "ALL":
         countries = sorted(Statement.objects.order_by().values_list("country", flat=True).distinct())
@@ -218,7 +223,16 @@ def export_run(job_id: int, *, owner: str | None = None) -> ExportOutcome:
         raise
 
 
+def _export_allowed_check(initiative: Initiative) -> None:
+    """Refuse a job whose initiative has left closed/submitted (withdrawn, say) or whose statements are
+    being destroyed since it was requested: it fails, with the reason on the job."""
+    unavailable = export_unavailable_reason(initiative)
+    if unavailable is not None:
+        raise ExportRefusedError(f"Not exported: {unavailable}")
+
+
 def _export_write(initiative: Initiative, job: ExportJob, owner: str) -> ExportOutcome:
+    _export_allowed_check(initiative)
     usable, problems = authorities_for_export([job.country])
     if problems:
         raise ExportRefusedError(" ".join(problems))
@@ -244,6 +258,13 @@ def _export_write(initiative: Initiative, job: ExportJob, owner: str) -> ExportO
             summary = encrypted.close()
             # Only the lease holder may let the object appear (the writer renames or completes on exit).
             _renew(job.pk, owner, records_written=written)
+    try:
+        # Withdrawn or destroyed while the file was written: it must not stay behind.
+        _export_allowed_check(initiative)
+    except ExportRefusedError:
+        storage.delete(object_key)
+        storage.leftovers_discard(object_key)
+        raise
     manifest = {
         "format": MANIFEST_FORMAT,
         "format_version": MANIFEST_VERSION,

@@ -45,6 +45,7 @@ from exports.selectors import (
     export_job_done,
     export_jobs_recent,
     export_jobs_unfinished_exist,
+    export_unavailable_reason,
 )
 from exports.services import ExportRefusedError, export_request
 
@@ -115,10 +116,13 @@ def _exports_page(
     request: HttpRequest, form: ExportRequestForm, *, refusal: str = "", status: int = 200
 ) -> HttpResponse:
     names = dict(nationality_choices("en"))
+    # While exports are not possible the page says why instead of offering a form that would fail.
+    unavailable = export_unavailable_reason(current_initiative(request))
     context = manage_context(
         request,
         form=form,
         refusal=refusal,
+        unavailable=unavailable,
         rows=[(job, names.get(job.country, job.country)) for job in export_jobs_recent()],
         batches=export_batches_recent(),
         refresh_seconds=REFRESH_SECONDS if export_jobs_unfinished_exist() else None,
@@ -138,8 +142,9 @@ def _requested_message(country: str, jobs: list[ExportJob]) -> str:
 @require_http_methods(["GET", "HEAD", "POST"])
 @organiser_required
 def exports_page(request: HttpRequest) -> HttpResponse:
-    """GET /manage/exports/: the request form, the jobs and the batches. POST requests an export: 303
-    back with a message naming the jobs, or 400 with the reason next to the form (nothing is created)."""
+    """GET /manage/exports/: the request form (or, before collection has closed and after a withdrawal
+    or destruction, why there is none), the jobs and the batches. POST requests an export: 303 back with
+    a message naming the jobs, or 400 with the reason next to the form (nothing is created)."""
     if request.method != "POST":
         return _exports_page(request, ExportRequestForm())
     form = ExportRequestForm(request.POST)

@@ -34,9 +34,13 @@ from regulation.annex_iii import FORM_REVISION
 from regulation.member_states import member_states
 from tenants.authorities import authority_confirm, authority_register
 from tenants.db import connection
-from tenants.models import CompetentAuthority, Initiative, OrganiserMembership
+from tenants.models import CompetentAuthority, Initiative, InitiativeState, OrganiserMembership
 from tenants.onboarding import initiative_onboard
-from tenants.services import initiative_details_save, initiative_register_texts_update
+from tenants.services import (
+    initiative_details_save,
+    initiative_register_texts_update,
+    initiative_transition,
+)
 from tests.collection.signing import valid_form
 from tests.conftest import onboarding_request
 from tests.exports.xml_documents import _initiative
@@ -121,13 +125,30 @@ class ExportingInitiative:
     statements: dict[str, list[tuple[uuid.UUID, dict[str, str]]]]  # country -> (id, personal data)
 
 
-Factory = Callable[[dict[str, int]], ExportingInitiative]
+Factory = Callable[..., ExportingInitiative]
+
+# The test actor of the state changes the fixtures make.
+TEST_ACTOR = "test-setup"
 
 
-def committed_initiative_with_statements(per_country: dict[str, int]) -> ExportingInitiative:
+def initiative_closed(initiative: Initiative) -> Initiative:
+    """Collection ends: exports run only from closed (or submitted)."""
+    return initiative_transition(initiative, InitiativeState.CLOSED, actor=TEST_ACTOR, reason="test")
+
+
+def committed_initiative_with_statements(
+    per_country: dict[str, int], *, state: str = InitiativeState.CLOSED
+) -> ExportingInitiative:
+    """An initiative whose statements were signed while collecting, then moved to `state` (closed by
+    default, where exports run; "collecting" leaves it open). "ready": collection starts in a month, so
+    there are no statements."""
     serial = uuid.uuid4().int % 90000 + 100000
+    start = timezone.localdate()
+    if state == InitiativeState.READY:
+        assert not any(per_country.values()), "no statements before collection"
+        start += datetime.timedelta(days=30)
     initiative = initiative_onboard(
-        onboarding_request(f"exp{uuid.uuid4().hex[:8]}", serial, collection_start=timezone.localdate()),
+        onboarding_request(f"exp{uuid.uuid4().hex[:8]}", serial, collection_start=start),
         actor="test-setup",
         provision="now",
     )
@@ -149,6 +170,11 @@ def committed_initiative_with_statements(per_country: dict[str, int]) -> Exporti
                 statement = statement_record(country=country, personal_data=data, form_revision=FORM_REVISION)
                 statements.setdefault(country, []).append((statement.pk, data))
     connection.set_schema_to_public()
+    if state in (InitiativeState.CLOSED, InitiativeState.SUBMITTED):
+        initiative = initiative_closed(initiative)
+    if state not in (InitiativeState.READY, InitiativeState.COLLECTING, InitiativeState.CLOSED):
+        initiative = initiative_transition(initiative, state, actor=TEST_ACTOR, reason="test")
+    assert initiative.state == state
     return ExportingInitiative(initiative, statements)
 
 
@@ -156,9 +182,9 @@ def committed_initiative_with_statements(per_country: dict[str, int]) -> Exporti
 def exporting_factory(authority_keys: AuthorityKeys, django_db_blocker: DjangoDbBlocker) -> Iterator[object]:
     made: list[Initiative] = []
 
-    def make(per_country: dict[str, int]) -> ExportingInitiative:
+    def make(per_country: dict[str, int], *, state: str = InitiativeState.CLOSED) -> ExportingInitiative:
         with django_db_blocker.unblock():
-            created = committed_initiative_with_statements(per_country)
+            created = committed_initiative_with_statements(per_country, state=state)
         made.append(created.initiative)
         return created
 

@@ -32,7 +32,7 @@ from tests.exports.conftest import (
 )
 from tests.processes import committed_initiative_remove
 
-Factory = Callable[[dict[str, int]], ExportingInitiative]
+Factory = Callable[..., ExportingInitiative]
 
 
 def export_opened(job: ExportJob, keys: AuthorityKeys) -> tuple[etree._Element, dict[str, object]]:

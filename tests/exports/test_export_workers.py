@@ -43,7 +43,7 @@ from tests.exports.conftest import AuthorityKeys, ExportingInitiative, personal_
 from tests.loading import statements_bulk_load
 from tests.processes import platform_environment
 
-Factory = Callable[[dict[str, int]], ExportingInitiative]
+Factory = Callable[..., ExportingInitiative]
 QUEUES = ["default", "exports", "keys", "maintenance"]
 STATEMENTS_TO_KILL_IN = 100_000
 

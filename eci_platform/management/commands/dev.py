@@ -130,6 +130,8 @@ class Command(BaseCommand):
         self.stdout.write(f"  operator console:  {platform_url('/operator/')}")
         self.stdout.write(f"  operator login:    {credentials.username} / {credentials.password}")
         self.stdout.write(f"  organiser pages:   {initiative_site_url(demo)}manage/exports/")
+        # The demo collects; exports run once collection has closed.
+        self.stdout.write("  exports:           after manage.py change_state --initiative demo --to closed")
         self.stdout.write(f"  organiser login:   {organiser.username} / {organiser.password}")
         self.stdout.write(f"  exports folder:    {settings.EXPORT_STORAGE_URL}")
         self.stdout.write(f"  authority keys:    {demo_authorities_folder()} (to decrypt the demo exports)")

@@ -1,5 +1,6 @@
-"""Export an initiative's statements for the competent authorities: one Member State or all of them.
-The jobs run on the Celery workers (queue "exports"); --wait waits until they have ended."""
+"""Export an initiative's statements for the competent authorities: one Member State or all of them,
+once collection has closed (closed or submitted). The jobs run on the Celery workers (queue "exports");
+--wait waits until they have ended."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from exports.services import ExportRefusedError, export_request
 from tenants.audit import COMMAND_LINE_ACTOR
 from tenants.db import connection
 from tenants.management.commands._output import JsonCommand
+from tenants.models import InitiativeState
 from tenants.selectors import initiative_by_slug
 
 
@@ -46,7 +48,8 @@ class Command(JsonCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         initiative = initiative_by_slug(options["initiative"])
-        if initiative is None or not initiative.is_visible:
+        # A destroyed one goes on to the service, whose refusal names its state or the destruction.
+        if initiative is None or initiative.state == InitiativeState.PROVISIONING:
             self.refuse(options, f"No initiative with the slug {options['initiative']!r} is provisioned.")
         with initiative:
             try:
