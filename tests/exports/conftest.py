@@ -45,6 +45,7 @@ from tests.collection.signing import valid_form
 from tests.conftest import onboarding_request
 from tests.exports.xml_documents import _initiative
 from tests.processes import committed_initiative_remove
+from tests.tenants.certificates import certify_valid
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,8 @@ def committed_initiative_with_statements(
     connection.set_schema_to_public()
     if state in (InitiativeState.CLOSED, InitiativeState.SUBMITTED):
         initiative = initiative_closed(initiative)
+    if state == InitiativeState.SUBMITTED:
+        certify_valid(initiative)  # REQ-01 before submission
     if state not in (InitiativeState.READY, InitiativeState.COLLECTING, InitiativeState.CLOSED):
         initiative = initiative_transition(initiative, state, actor=TEST_ACTOR, reason="test")
     assert initiative.state == state

@@ -88,7 +88,7 @@ def _noon(day: datetime.date) -> datetime.datetime:
 
 def _collected(exporting_factory: Factory, *, emails: int = EMAILS) -> Initiative:
     """An initiative that collected statements (and addresses), closed, and exported France's."""
-    initiative = exporting_factory(COUNTRIES).initiative
+    initiative = exporting_factory(COUNTRIES, state=InitiativeState.COLLECTING).initiative
     with initiative:
         for number in range(emails):
             statement_record(
@@ -354,10 +354,9 @@ def test_a_running_export_is_stopped_and_its_files_go_once_its_lease_is_over(
     exporting_factory: Factory,
 ) -> None:
     initiative = _collected(exporting_factory, emails=0)
-    initiative_transition(initiative, InitiativeState.WITHDRAWN, actor="test")
     with initiative:
         (job,) = export_request(country="DE", actor="organiser@example.org")
-        # A worker holds it, as export_run would while writing.
+        # A worker holds it, as export_run would while writing; then the organisers withdraw.
         ExportJob.objects.filter(pk=job.pk).update(
             state=ExportJobState.RUNNING,
             lease_owner="worker-elsewhere",
@@ -365,6 +364,7 @@ def test_a_running_export_is_stopped_and_its_files_go_once_its_lease_is_over(
             started_at=timezone.now(),
         )
     connection.set_schema_to_public()
+    initiative_transition(initiative, InitiativeState.WITHDRAWN, actor="test")
     day = timezone.localdate() + datetime.timedelta(days=40)
     with time_machine.travel(_noon(day)):
         first = destroy_due()
