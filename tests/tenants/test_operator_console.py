@@ -36,7 +36,7 @@ def _onboarding_form(**overrides: str) -> dict[str, str]:
         "subject": "Theta's subject",
         "objectives": "Theta's objectives.",
         "register_url": "https://citizens-initiative.europa.eu/initiatives/details/2026/000777_en",
-        "contact_persons": "Eva Nowak <eva@example.eu>\n\"Ørsted, Jens\" <jens@example.eu>\n",
+        "contact_persons": 'Eva Nowak <eva@example.eu>\n"Ørsted, Jens" <jens@example.eu>\n',
         "registered_on": registered.isoformat(),
         "collection_start": today.isoformat(),
         "language": "en",
