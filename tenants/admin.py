@@ -43,6 +43,7 @@ from tenants.register import REGISTER_FIELDS
 from tenants.services import (
     EDITABLE_DETAILS,
     RegisterCorrectionError,
+    RegisterTextsFrozenError,
     TransitionError,
     initiative_details_save,
     initiative_register_correct,
@@ -178,7 +179,11 @@ class InitiativeAdmin(DeadlinesConsoleMixin, admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Initiative, form: Any, change: bool) -> None:
         # Onboarding goes through onboard_view; here only edits, through the audited service.
-        initiative_details_save(obj, actor=request.user.get_username(), fields=list(form.changed_data))
+        try:
+            initiative_details_save(obj, actor=request.user.get_username(), fields=list(form.changed_data))
+        except RegisterTextsFrozenError as error:
+            # Collection opened between loading and saving this form: nothing was saved; say so.
+            self.message_user(request, str(error), messages.ERROR)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Initiative]:
         return super().get_queryset(request).prefetch_related("domains")

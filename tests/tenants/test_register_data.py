@@ -488,3 +488,28 @@ def test_view_only_staff_cannot_correct_and_an_unknown_initiative_is_a_404(
     response = viewer_client.post(url, _correction_form(alpha, objectives=json.dumps({"en": "Changed"})))
     assert response.status_code == 403
     assert _register_data(alpha) == before
+
+
+def test_collection_opening_while_the_change_form_is_open_is_a_message_not_a_500(
+    operator: Client, alpha: Initiative, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _not_yet_open(alpha)
+    from tenants.admin import InitiativeAdmin
+
+    readonly = InitiativeAdmin.get_readonly_fields
+
+    def opens_meanwhile(self: InitiativeAdmin, request: Any, obj: Any = None) -> Any:
+        fields = readonly(self, request, obj)
+        Initiative.objects.filter(pk=alpha.pk).update(collection_opened_on=timezone.localdate())
+        return fields
+
+    monkeypatch.setattr(InitiativeAdmin, "get_readonly_fields", opens_meanwhile)
+    before = _register_data(alpha)
+    response = operator.post(
+        f"/operator/tenants/initiative/{alpha.pk}/change/",
+        _change_form(alpha, title='{"en": "Renamed"}'),
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "frozen since collection opened" in response.content.decode()
+    assert _register_data(alpha) == before
