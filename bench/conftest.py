@@ -13,7 +13,7 @@ from pytest_django.plugin import DjangoDbBlocker
 
 from tenants.models import Initiative
 from tenants.onboarding import OnboardingRequest, initiative_onboard, template_schema_ensure
-from tests.conftest import keystore  # noqa: F401  (a fixture)
+from tests.conftest import REGISTER_DATA, keystore  # noqa: F401  (keystore: a fixture)
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +47,7 @@ def initiative(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> Ite
                 slug=f"bench-{uuid.uuid4().hex[:8]}",
                 registration_number=f"ECI({today.year}){uuid.uuid4().int % 900000 + 100000:06d}",
                 title="Benchmark initiative",
+                **REGISTER_DATA,  # type: ignore[arg-type]  # its values have the fields' types
                 registered_on=today,
                 collection_start=today,
             ),

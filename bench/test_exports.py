@@ -28,11 +28,7 @@ from regulation.annex_iii import FORM_REVISION
 from tenants.authorities import authority_confirm, authority_register
 from tenants.db import connection
 from tenants.models import CompetentAuthority, Initiative, InitiativeState
-from tenants.services import (
-    initiative_details_save,
-    initiative_register_texts_update,
-    initiative_transition,
-)
+from tenants.services import initiative_transition
 from tests.loading import statements_bulk_load
 from tests.processes import platform_environment
 
@@ -70,22 +66,13 @@ def _bulk_load(initiative: Initiative, count: int) -> None:
 def export_setup(
     initiative: Initiative, django_db_blocker: DjangoDbBlocker, tmp_path: Path
 ) -> Iterator[dict[str, str]]:
-    """The initiative's register data, an authority for the country, a signing key and a storage folder."""
+    """An authority for the country, a signing key and a storage folder (the register data came with
+    onboarding)."""
     private_key, certificate = self_signed_certificate_create("Benchmark authority")
     signing_key, signing_certificate = self_signed_certificate_create("Benchmark platform")
     (tmp_path / "platform.key").write_bytes(signing_key)
     (tmp_path / "platform.crt").write_bytes(signing_certificate)
     with django_db_blocker.unblock():
-        initiative_register_texts_update(
-            initiative,
-            actor="bench",
-            title={"en": "Benchmark initiative"},
-            subject={"en": "Benchmark"},
-            objectives={"en": "Measure the export."},
-            register_url="https://citizens-initiative.europa.eu/",
-        )
-        initiative.contact_persons = [{"name": "Bench Organiser", "email": "bench@example.org"}]
-        initiative_details_save(initiative, actor="bench", fields=["contact_persons"])
         authority_register(country=COUNTRY, certificate_pem=certificate, actor="bench")
         authority_confirm(
             country=COUNTRY, fingerprint=certificate_fingerprint(certificate_load(certificate)), actor="bench"

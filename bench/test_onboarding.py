@@ -20,6 +20,7 @@ from pytest_django.plugin import DjangoDbBlocker
 
 from tenants.models import Initiative
 from tenants.onboarding import OnboardingRequest, initiative_onboard, initiative_provision
+from tests.conftest import REGISTER_DATA
 
 pytestmark = pytest.mark.bench
 
@@ -33,6 +34,7 @@ def _request(serial: int) -> OnboardingRequest:
         slug=f"bench-{serial}",
         registration_number=f"ECI({registered.year}){serial:06d}",
         title=f"Benchmark initiative {serial}",
+        **REGISTER_DATA,  # type: ignore[arg-type]  # its values have the fields' types
         registered_on=registered,
         collection_start=today,
     )

@@ -20,8 +20,9 @@ from regulation.member_states import member_states
 from tenants.audit import SYSTEM_ACTOR
 from tenants.models import Initiative, OrganiserMembership
 from tenants.onboarding import OnboardingRequest, initiative_onboard
+from tenants.register import ContactPerson
 from tenants.selectors import initiative_by_slug
-from tenants.services import initiative_details_save, initiative_register_texts_update
+from tenants.services import initiative_details_save, initiative_register_correct
 
 DEMO_SLUG = "demo"
 OPERATOR_USERNAME = "operator"
@@ -83,7 +84,15 @@ def demo_initiative_ensure() -> Initiative:
         OnboardingRequest(
             slug=DEMO_SLUG,
             registration_number=f"ECI({registered_on.year})000001",
-            title="Clean air for every school",
+            title=DEMO_TEXTS["title"]["en"],
+            subject=DEMO_TEXTS["subject"]["en"],
+            objectives=DEMO_TEXTS["objectives"]["en"],
+            register_url="https://citizens-initiative.europa.eu/",
+            # As on the Commission's register; the export files name them (export_format.md).
+            contact_persons=(
+                ContactPerson("Demo Representative", "representative@demo.example"),
+                ContactPerson("Demo Substitute", "substitute@demo.example"),
+            ),
             registered_on=registered_on,
             collection_start=today,
             language="en",
@@ -91,33 +100,37 @@ def demo_initiative_ensure() -> Initiative:
         actor=SYSTEM_ACTOR,
         provision="now",
     )
-    initiative = initiative_register_texts_update(
+    # Collection opened at onboarding, so the register texts are frozen (REQ-10): the translations
+    # come in as the operator would add them afterwards, by an audited correction with a reason.
+    initiative = initiative_register_correct(
         initiative,
         actor=SYSTEM_ACTOR,
-        title={
-            "en": "Clean air for every school",
-            "de": "Saubere Luft für jede Schule",
-            "fr": "Un air pur pour chaque école",
-        },
-        subject={
-            "en": "Air quality limits around schools across the Union.",
-            "de": "Grenzwerte für die Luftqualität rund um Schulen in der ganzen Union.",
-            "fr": "Des valeurs limites de qualité de l'air autour des écoles dans toute l'Union.",
-        },
-        objectives={
-            "en": "We ask the Commission to propose binding air quality limits around schools.",
-            "de": "Wir fordern die Kommission auf, verbindliche Grenzwerte rund um Schulen vorzuschlagen.",
-            "fr": "Nous demandons à la Commission de proposer des valeurs limites contraignantes.",
-        },
-        register_url="https://citizens-initiative.europa.eu/",
+        reason="Demo: the register's German and French texts.",
+        title=DEMO_TEXTS["title"],
+        subject=DEMO_TEXTS["subject"],
+        objectives=DEMO_TEXTS["objectives"],
     )
-    # As on the Commission's register; the export files name them (export_format.md).
-    initiative.contact_persons = [
-        {"name": "Demo Representative", "email": "representative@demo.example"},
-        {"name": "Demo Substitute", "email": "substitute@demo.example"},
-    ]
     initiative.website_url = "https://demo.example/"
-    return initiative_details_save(initiative, actor=SYSTEM_ACTOR, fields=["contact_persons", "website_url"])
+    return initiative_details_save(initiative, actor=SYSTEM_ACTOR, fields=["website_url"])
+
+
+DEMO_TEXTS = {
+    "title": {
+        "en": "Clean air for every school",
+        "de": "Saubere Luft für jede Schule",
+        "fr": "Un air pur pour chaque école",
+    },
+    "subject": {
+        "en": "Air quality limits around schools across the Union.",
+        "de": "Grenzwerte für die Luftqualität rund um Schulen in der ganzen Union.",
+        "fr": "Des valeurs limites de qualité de l'air autour des écoles dans toute l'Union.",
+    },
+    "objectives": {
+        "en": "We ask the Commission to propose binding air quality limits around schools.",
+        "de": "Wir fordern die Kommission auf, verbindliche Grenzwerte rund um Schulen vorzuschlagen.",
+        "fr": "Nous demandons à la Commission de proposer des valeurs limites contraignantes.",
+    },
+}
 
 
 DEMO_SIGNATORIES = [

@@ -21,7 +21,12 @@ from tenants.admin_deadlines import (
 )
 from tenants.admin_submission import submission_urls
 from tenants.authorities import AuthorityError, authority_confirm, authority_problem, authority_register
-from tenants.forms import AuthorityConfirmationForm, AuthorityRegistrationForm, OnboardingForm
+from tenants.forms import (
+    AuthorityConfirmationForm,
+    AuthorityRegistrationForm,
+    OnboardingForm,
+    RegisterCorrectionForm,
+)
 from tenants.models import (
     AuditEvent,
     CompetentAuthority,
@@ -34,7 +39,16 @@ from tenants.models import (
     ReencryptionJob,
 )
 from tenants.onboarding import OnboardingError, initiative_onboard
-from tenants.services import EDITABLE_DETAILS, TransitionError, initiative_details_save, initiative_transition
+from tenants.register import REGISTER_FIELDS
+from tenants.services import (
+    EDITABLE_DETAILS,
+    RegisterCorrectionError,
+    RegisterTextsFrozenError,
+    TransitionError,
+    initiative_details_save,
+    initiative_register_correct,
+    initiative_transition,
+)
 
 
 class OperatorSite(admin.AdminSite):
@@ -123,7 +137,7 @@ class InitiativeAdmin(DeadlinesConsoleMixin, admin.ModelAdmin):
     )
     list_filter = ("state",)
     search_fields = ("slug", "registration_number")
-    change_form_template = "operator/initiative_change_form.html"  # links the Annex VII page
+    change_form_template = "operator/initiative_change_form.html"  # links Annex VII, the correction
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = (
         "slug",
@@ -133,6 +147,7 @@ class InitiativeAdmin(DeadlinesConsoleMixin, admin.ModelAdmin):
         "state",
         "state_changed_at",
         "collection_start",
+        "collection_opened_on",
         "submitted_on",
         "withdrawn_on",
         "created_at",
@@ -156,9 +171,19 @@ class InitiativeAdmin(DeadlinesConsoleMixin, admin.ModelAdmin):
     def collection_end(self, initiative: Initiative) -> str:
         return initiative.collection_end.isoformat()
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # REQ-10: once collection opened, the register data changes only on the correction page.
+        if obj is not None and obj.register_texts_frozen:
+            return (*self.readonly_fields, *REGISTER_FIELDS)
+        return self.readonly_fields
+
     def save_model(self, request: HttpRequest, obj: Initiative, form: Any, change: bool) -> None:
         # Onboarding goes through onboard_view; here only edits, through the audited service.
-        initiative_details_save(obj, actor=request.user.get_username(), fields=list(form.changed_data))
+        try:
+            initiative_details_save(obj, actor=request.user.get_username(), fields=list(form.changed_data))
+        except RegisterTextsFrozenError as error:
+            # Collection opened between loading and saving this form: nothing was saved; say so.
+            self.message_user(request, str(error), messages.ERROR)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Initiative]:
         return super().get_queryset(request).prefetch_related("domains")
@@ -170,7 +195,12 @@ class InitiativeAdmin(DeadlinesConsoleMixin, admin.ModelAdmin):
         onboard = path(
             "onboard/", self.admin_site.admin_view(self.onboard_view), name="tenants_initiative_onboard"
         )
-        return [onboard, *submission_urls(self), *self.hold_urls(), *super().get_urls()]
+        correct = path(
+            "<int:pk>/correct/",
+            self.admin_site.admin_view(self.correct_view),
+            name="tenants_initiative_correct",
+        )
+        return [onboard, correct, *submission_urls(self), *self.hold_urls(), *super().get_urls()]
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         return HttpResponseRedirect(reverse("operator:tenants_initiative_onboard"))
@@ -202,6 +232,48 @@ class InitiativeAdmin(DeadlinesConsoleMixin, admin.ModelAdmin):
             "form": form,
             "opts": self.model._meta,
             "submit_label": "Onboard",
+        }
+        status = 400 if request.method == "POST" else 200
+        return TemplateResponse(request, "operator/form.html", context, status=status)
+
+    def correct_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The audited correction of the register data, with a required reason (REQ-10)."""
+        initiative = Initiative.objects.filter(pk=pk).first()
+        if initiative is None:
+            return HttpResponse(status=404)
+        if not self.has_change_permission(request, initiative):
+            return HttpResponse(status=403)
+        form = RegisterCorrectionForm.for_initiative(initiative, request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                initiative_register_correct(
+                    initiative,
+                    actor=request.user.get_username(),
+                    reason=form.cleaned_data["reason"],
+                    **form.changes(),
+                )
+            except RegisterCorrectionError as error:
+                form.add_error(None, str(error))
+            else:
+                self.message_user(
+                    request, f"{initiative.slug}: the register data is corrected.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(
+                    reverse("operator:tenants_initiative_change", args=[initiative.pk])
+                )
+        frozen = (
+            f"Collection opened on {initiative.collection_opened_on}: the register data is frozen, and "
+            "this correction is recorded in the audit log with its reason."
+            if initiative.register_texts_frozen
+            else "Collection has not opened yet; the correction is recorded in the audit log with its reason."
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Correct the register data of {initiative.slug}",
+            "form": form,
+            "opts": self.model._meta,
+            "submit_label": "Correct",
+            "intro": frozen,
         }
         status = 400 if request.method == "POST" else 200
         return TemplateResponse(request, "operator/form.html", context, status=status)

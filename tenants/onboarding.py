@@ -35,6 +35,12 @@ from tenants.models import (
     InitiativeState,
     OrganiserMembership,
 )
+from tenants.register import (
+    TEXT_MAX_LENGTH,
+    ContactPerson,
+    contact_persons_problems,
+    register_url_problems,
+)
 from tenants.services import initiative_transition
 from workers.base import task_send
 from workers.transient import TRANSIENT_ERRORS
@@ -76,11 +82,18 @@ class OnboardingError(Exception):
         super().__init__("; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items()))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OnboardingRequest:
     slug: str
     registration_number: str
+    # The register texts in the registered language (`language`); more languages come later, before
+    # collection opens, through the operator console (REQ-10).
     title: str
+    subject: str
+    objectives: str
+    register_url: str
+    # The representative and the substitute first (Art. 5(3) of Regulation (EU) 2019/788).
+    contact_persons: tuple[ContactPerson, ...]
     registered_on: datetime.date
     collection_start: datetime.date
     language: str = "en"
@@ -131,10 +144,17 @@ def onboarding_errors(request: OnboardingRequest) -> dict[str, list[str]]:
         if Initiative.objects.filter(registration_number=request.registration_number).exists():
             add("registration_number", f"{request.registration_number} is already onboarded.")
 
-    if not request.title.strip():
-        add("title", "The title is required.")
-    elif len(request.title) > 200:
-        add("title", "The title may be at most 200 characters long.")
+    # REQ-10: collection opens only with the register data complete, so onboarding asks for all of it.
+    for field, label in (("title", "title"), ("subject", "subject"), ("objectives", "objectives")):
+        text: str = getattr(request, field)
+        if not text.strip():
+            add(field, f"The {label} is required (in the registered language).")
+        elif len(text) > TEXT_MAX_LENGTH[field]:
+            add(field, f"The {label} may be at most {TEXT_MAX_LENGTH[field]} characters long.")
+    for message in register_url_problems(request.register_url.strip()):
+        add("register_url", message)
+    for message in contact_persons_problems(person.as_dict() for person in request.contact_persons):
+        add("contact_persons", message)
 
     if request.language not in OFFICIAL_LANGUAGE_CODES:
         add("language", "The registered language must be one of the 24 official EU languages.")
@@ -193,6 +213,10 @@ def _onboarding_write(
             registered_language=request.language,
             languages=[request.language],
             title={request.language: request.title.strip()},
+            subject={request.language: request.subject.strip()},
+            objectives={request.language: request.objectives.strip()},
+            register_url=request.register_url.strip(),
+            contact_persons=[person.as_dict() for person in request.contact_persons],
             collection_start=request.collection_start,
             state=InitiativeState.PROVISIONING,
         )

@@ -20,6 +20,18 @@ from tenants.db import connection
 from tenants.keyring.keys import process_key_cache
 from tenants.models import Initiative
 from tenants.onboarding import OnboardingRequest, initiative_onboard, template_schema_ensure
+from tenants.register import ContactPerson
+
+# The rest of a complete register entry (REQ-10), in English: what onboarding requires besides the title.
+REGISTER_DATA: dict[str, object] = {
+    "subject": "A subject as registered.",
+    "objectives": "Objectives as registered.",
+    "register_url": "https://citizens-initiative.europa.eu/initiatives/details/2026/000001_en",
+    "contact_persons": (
+        ContactPerson("Eva Nowak", "representative@example.eu"),
+        ContactPerson("Jens Ørsted", "substitute@example.eu"),
+    ),
+}
 
 
 def onboarding_request(slug: str, serial: int, **overrides: object) -> OnboardingRequest:
@@ -29,6 +41,7 @@ def onboarding_request(slug: str, serial: int, **overrides: object) -> Onboardin
         "slug": slug,
         "registration_number": f"ECI({registered_on.year}){serial:06d}",
         "title": f"Initiative {slug}",
+        **REGISTER_DATA,
         "registered_on": registered_on,
         "collection_start": today,
         "language": "en",

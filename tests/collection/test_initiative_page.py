@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tenants.models import Initiative
-from tenants.services import initiative_register_texts_update
+from tenants.services import initiative_register_correct
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -13,9 +13,11 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def multilingual(alpha: Initiative) -> Initiative:
-    return initiative_register_texts_update(
+    # alpha is collecting, its register texts frozen: they change by an audited correction (REQ-10).
+    return initiative_register_correct(
         alpha,
         actor="test",
+        reason="texts of the test",
         title={"en": "Clean rivers", "fr": "Des rivières propres"},
         subject={"en": "Rivers"},
         objectives={"en": "Protect rivers.", "fr": "Protéger les rivières."},
@@ -53,10 +55,15 @@ def test_browser_language_is_used_when_none_was_chosen(multilingual: Initiative)
 
 
 def test_a_browser_language_outside_the_eu_ones_gives_the_registered_language(alpha: Initiative) -> None:
-    initiative_register_texts_update(
-        alpha, actor="t", title={"fr": "Des rivières", "en": "Rivers"}, subject={}, objectives={}
+    initiative_register_correct(
+        alpha,
+        actor="t",
+        reason="texts of the test",
+        registered_language="fr",
+        title={"fr": "Des rivières", "en": "Rivers"},
+        subject={"fr": "Rivières"},
+        objectives={"fr": "Protéger les rivières."},
     )
-    Initiative.objects.filter(pk=alpha.pk).update(registered_language="fr")
     response = client_for(alpha).get("/", HTTP_ACCEPT_LANGUAGE="ja,zh;q=0.8")
     assert response["Content-Language"] == "fr"
     assert "Des rivières" in response.content.decode()
@@ -71,9 +78,7 @@ def test_unknown_language_falls_back_to_the_registered_language(multilingual: In
 
 def test_texts_in_a_non_eu_language_are_refused(alpha: Initiative) -> None:
     with pytest.raises(ValueError, match="Not official EU languages"):
-        initiative_register_texts_update(
-            alpha, actor="t", title={"en": "x", "xx": "y"}, subject={}, objectives={}
-        )
+        initiative_register_correct(alpha, actor="t", reason="test", title={"en": "x", "xx": "y"})
 
 
 def test_only_get_and_head_are_served(alpha: Initiative) -> None:

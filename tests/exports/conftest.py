@@ -36,11 +36,8 @@ from tenants.authorities import authority_confirm, authority_register
 from tenants.db import connection
 from tenants.models import CompetentAuthority, Initiative, InitiativeState, OrganiserMembership
 from tenants.onboarding import initiative_onboard
-from tenants.services import (
-    initiative_details_save,
-    initiative_register_texts_update,
-    initiative_transition,
-)
+from tenants.register import ContactPerson
+from tenants.services import initiative_register_correct, initiative_transition
 from tests.collection.signing import valid_form
 from tests.conftest import onboarding_request
 from tests.exports.xml_documents import _initiative
@@ -149,20 +146,29 @@ def committed_initiative_with_statements(
         assert not any(per_country.values()), "no statements before collection"
         start += datetime.timedelta(days=30)
     initiative = initiative_onboard(
-        onboarding_request(f"exp{uuid.uuid4().hex[:8]}", serial, collection_start=start),
+        onboarding_request(
+            f"exp{uuid.uuid4().hex[:8]}",
+            serial,
+            collection_start=start,
+            title="Exports for everyone",
+            subject="Subject",
+            objectives="Objectives with <markup> & ]]> in them",
+            register_url="https://citizens-initiative.europa.eu/initiatives/details/2026/000001",
+            contact_persons=(
+                ContactPerson("Zoë Ørsted", "zoe@example.org"),
+                ContactPerson("Jens Nowak", "jens@example.org"),
+            ),
+        ),
         actor="test-setup",
         provision="now",
     )
-    initiative = initiative_register_texts_update(
+    # Collection opened at onboarding: a further language comes in as an audited correction (REQ-10).
+    initiative = initiative_register_correct(
         initiative,
         actor="test-setup",
+        reason="The register's German title.",
         title={"en": "Exports for everyone", "de": "Exporte für alle"},
-        subject={"en": "Subject"},
-        objectives={"en": "Objectives with <markup> & ]]> in them"},
-        register_url="https://citizens-initiative.europa.eu/initiatives/details/2026/000001",
     )
-    initiative.contact_persons = [{"name": "Zoë Ørsted", "email": "zoe@example.org"}]
-    initiative = initiative_details_save(initiative, actor="test-setup", fields=["contact_persons"])
     statements: dict[str, list[tuple[uuid.UUID, dict[str, str]]]] = {}
     with initiative:
         for country, count in per_country.items():

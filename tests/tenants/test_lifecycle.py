@@ -116,11 +116,11 @@ def test_calendar_opens_due_initiatives_and_closes_ended_ones(alpha: Initiative,
     _force_state(alpha, InitiativeState.READY)
     Initiative.objects.filter(pk=beta.pk).update(collection_start=today - datetime.timedelta(days=400))
 
-    assert initiatives_follow_calendar(today=today) == {"opened": 1, "closed": 1}
+    assert initiatives_follow_calendar(today=today) == {"opened": 1, "closed": 1, "blocked": 0}
     alpha.refresh_from_db()
     beta.refresh_from_db()
     assert (alpha.state, beta.state) == (InitiativeState.COLLECTING, InitiativeState.CLOSED)
-    assert initiatives_follow_calendar(today=today) == {"opened": 0, "closed": 0}
+    assert initiatives_follow_calendar(today=today) == {"opened": 0, "closed": 0, "blocked": 0}
 
 
 def test_collection_period_is_twelve_months(alpha: Initiative) -> None:
@@ -133,6 +133,6 @@ def test_calendar_closes_a_ready_initiative_whose_period_passed_unopened(alpha: 
     Initiative.objects.filter(pk=alpha.pk).update(
         state=InitiativeState.READY, collection_start=today - datetime.timedelta(days=400)
     )
-    assert initiatives_follow_calendar(today=today) == {"opened": 0, "closed": 1}
+    assert initiatives_follow_calendar(today=today) == {"opened": 0, "closed": 1, "blocked": 0}
     alpha.refresh_from_db()
     assert alpha.state == InitiativeState.CLOSED

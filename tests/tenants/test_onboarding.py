@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from io import StringIO
 
 import pytest
@@ -41,6 +42,16 @@ def _valid_args(slug: str = "gamma", number: str | None = None) -> list[str]:
         number or f"ECI({registered.year})000123",
         "--title",
         "Gamma initiative",
+        "--subject",
+        "Gamma subject",
+        "--objectives",
+        "Gamma objectives",
+        "--register-url",
+        "https://citizens-initiative.europa.eu/initiatives/details/2026/000123_en",
+        "--contact",
+        "Eva Nowak <eva@example.eu>",
+        "--contact",
+        '"Ørsted, Jens" <jens@example.eu>',
         "--registered-on",
         registered.isoformat(),
         "--collection-start",
@@ -111,7 +122,12 @@ BAD_INPUT = [
     ({"--slug": "alpha"}, "already taken"),
     ({"--registration-number": "ECI-2026-1"}, "looks like ECI(2026)000001"),
     ({"--registration-number": "ECI(1999)000001"}, "year of registration"),
-    ({"--title": "   "}, "title is required"),
+    ({"--title": "   "}, "--title: The title is required"),
+    ({"--subject": " "}, "--subject: The subject is required"),
+    ({"--objectives": ""}, "--objectives: The objectives is required"),
+    ({"--objectives": "x" * 1201}, "--objectives: The objectives may be at most 1200 characters"),
+    ({"--register-url": ""}, "--register-url: The address of the initiative on the Commission's register"),
+    ({"--register-url": "ftp://register.example.eu/x"}, "--register-url: The register URL must be an http"),
     ({"--collection-start": "1990-01-01"}, "before the registration date"),
     ({"--collection-start": "2999-01-01"}, "6 months after registration"),
     (
@@ -127,33 +143,96 @@ BAD_INPUT = [
 ]
 
 
+def _args_with(override: dict[str, str], slug: str = "delta") -> list[str]:
+    """The valid arguments with some replaced; "=" lets a value start with "-"."""
+    args = _valid_args(slug=slug)
+    pairs = list(zip(args[::2], args[1::2], strict=True))
+    result = [f"{option}={override.get(option, value)}" for option, value in pairs]
+    return result
+
+
+def _nothing_written() -> tuple[int, ...]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM information_schema.schemata")
+        schemas = cursor.fetchone()[0]
+    return (Initiative.objects.count(), Domain.objects.count(), AuditEvent.objects.count(), schemas)
+
+
 @pytest.mark.parametrize(("override", "message"), BAD_INPUT)
 def test_bad_input_is_refused_with_a_clear_message_and_leaves_nothing(
     override: dict[str, str], message: str
 ) -> None:
-    pairs = dict(zip(_valid_args(slug="delta")[::2], _valid_args(slug="delta")[1::2], strict=True))
-    pairs.update(override)
-    args = [f"{option}={value}" for option, value in pairs.items()]  # "=" lets a value start with "-"
-    initiatives, domains, events = (
-        Initiative.objects.count(),
-        Domain.objects.count(),
-        AuditEvent.objects.count(),
-    )
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM information_schema.schemata")
-        schemas = cursor.fetchone()[0]
+    args = _args_with(override)
+    before = _nothing_written()
 
-    with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(CommandError, match=re.escape(message)):
         call_command("onboard_initiative", *args, "--json", stdout=StringIO())
 
-    assert (Initiative.objects.count(), Domain.objects.count(), AuditEvent.objects.count()) == (
-        initiatives,
-        domains,
-        events,
+    assert _nothing_written() == before
+
+
+@pytest.mark.parametrize(
+    "option", ["--subject", "--objectives", "--register-url", "--contact", "--title", "--slug"]
+)
+def test_each_register_option_is_required_and_a_missing_one_is_named(option: str) -> None:
+    args = [argument for argument in _args_with({}) if not argument.startswith(f"{option}=")]
+    before = _nothing_written()
+    with pytest.raises(CommandError, match=f"required: {option}"):
+        call_command("onboard_initiative", *args, "--json", stdout=StringIO())
+    assert _nothing_written() == before
+
+
+@pytest.mark.parametrize(
+    ("contacts", "message"),
+    [
+        (["Eva Nowak <eva@example.eu>"], "--contact: Give at least two contact persons"),
+        (["Eva Nowak <eva@example.eu>", "Eva N. <EVA@example.eu>"], "an e-mail address of their own"),
+        (
+            ["Eva Nowak <eva@example.eu>", "Jens <not-an-address>"],
+            "--contact number 2: A contact person needs a valid e-mail",
+        ),
+        (
+            ["Eva Nowak <eva@example.eu>", "jens@example.eu"],
+            "--contact number 2: A contact person needs a name",
+        ),
+        (["Eva Nowak eva@example.eu", "Jens <jens@example.eu>"], "--contact number 1:"),
+        (["A <a@example.eu>, B <b@example.eu>", "Jens <jens@example.eu>"], "--contact number 1: Give one"),
+        (["Eva Nowak <eva@example.eu>", "  "], "--contact number 2: A contact person is empty"),
+    ],
+)
+def test_bad_contacts_are_refused_naming_the_option_and_leave_nothing(
+    contacts: list[str], message: str
+) -> None:
+    args = [argument for argument in _args_with({}) if not argument.startswith("--contact=")]
+    args += [f"--contact={contact}" for contact in contacts]
+    before = _nothing_written()
+    out = StringIO()
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command("onboard_initiative", *args, "--json", stdout=out)
+    assert _nothing_written() == before
+    refusal = json.loads(out.getvalue())
+    assert list(refusal["errors"]) == ["contact_persons"]
+    # The refusal never repeats what was typed: contact persons are personal data.
+    for contact in contacts:
+        for part in contact.replace("<", " ").replace(">", " ").replace(",", " ").split():
+            if "@" in part:
+                assert part.lower() not in refusal["error"].lower()
+
+
+def test_the_register_data_is_stored_as_given() -> None:
+    _command(*_valid_args(slug="omega"))
+    initiative = Initiative.objects.get(slug="omega")
+    assert initiative.title == {"en": "Gamma initiative"}
+    assert initiative.subject == {"en": "Gamma subject"}
+    assert initiative.objectives == {"en": "Gamma objectives"}
+    assert (
+        initiative.register_url == "https://citizens-initiative.europa.eu/initiatives/details/2026/000123_en"
     )
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM information_schema.schemata")
-        assert cursor.fetchone()[0] == schemas
+    assert initiative.contact_persons == [
+        {"name": "Eva Nowak", "email": "eva@example.eu"},
+        {"name": "Ørsted, Jens", "email": "jens@example.eu"},
+    ]
+    assert initiative.register_texts_frozen  # collecting from today: frozen from the start
 
 
 def test_taken_registration_number_is_refused() -> None:

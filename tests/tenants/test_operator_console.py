@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 
 import pytest
 from django.conf import settings
@@ -32,6 +33,10 @@ def _onboarding_form(**overrides: str) -> dict[str, str]:
         "slug": "theta",
         "registration_number": f"ECI({registered.year})000777",
         "title": "Theta",
+        "subject": "Theta's subject",
+        "objectives": "Theta's objectives.",
+        "register_url": "https://citizens-initiative.europa.eu/initiatives/details/2026/000777_en",
+        "contact_persons": 'Eva Nowak <eva@example.eu>\n"Ørsted, Jens" <jens@example.eu>\n',
         "registered_on": registered.isoformat(),
         "collection_start": today.isoformat(),
         "language": "en",
@@ -114,16 +119,18 @@ def test_operator_pauses_an_initiative_and_the_change_is_audited(operator: Clien
 
 
 def test_operator_edits_are_saved_through_the_audited_service(operator: Client) -> None:
+    # Before collection opens, the register data is editable here (afterwards: test_register_data.py).
+    Initiative.objects.filter(slug="alpha").update(state=InitiativeState.READY, collection_opened_on=None)
     alpha = Initiative.objects.get(slug="alpha")
     form = {
         "registered_language": "en",
         "languages": "en",
         "title": '{"en": "Renamed"}',
-        "subject": "{}",
-        "objectives": "{}",
-        "register_url": "",
+        "subject": json.dumps(alpha.subject),
+        "objectives": json.dumps(alpha.objectives),
+        "register_url": alpha.register_url,
         "website_url": "https://alpha.example.org/",
-        "contact_persons": "[]",
+        "contact_persons": json.dumps(alpha.contact_persons),
         # The read-only key inlines post empty management forms.
         **{
             f"{prefix}-{field}": "0"
