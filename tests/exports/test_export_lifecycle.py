@@ -26,7 +26,7 @@ from tenants.models import (
     Initiative,
     InitiativeState,
 )
-from tenants.services import initiative_details_save, initiative_register_texts_update, initiative_transition
+from tenants.services import initiative_transition
 from tests.exports.conftest import TEST_ACTOR, AuthorityKeys, Factory, MakeUser, personal_data_of
 from tests.exports.organisers import EXPORTS, audit_of, page_text, signed_in
 
@@ -237,17 +237,7 @@ def test_after_the_statements_were_destroyed_exports_are_refused_with_their_own_
 def test_betas_state_does_not_affect_alphas_exports(
     alpha: Initiative, beta: Initiative, authority_keys: AuthorityKeys
 ) -> None:
-    for initiative in (alpha, beta):
-        initiative_register_texts_update(
-            initiative,
-            actor=TEST_ACTOR,
-            title={"en": "Title"},
-            subject={"en": "Subject"},
-            objectives={"en": "Objectives"},
-            register_url="https://citizens-initiative.europa.eu/",
-        )
-        initiative.contact_persons = [{"name": "Contact", "email": "contact@example.org"}]
-        initiative_details_save(initiative, actor=TEST_ACTOR, fields=["contact_persons"])
+    for initiative in (alpha, beta):  # onboarded with complete register data (tests/conftest.py)
         with initiative:
             statement_record(
                 country="DE", personal_data=personal_data_of("DE", 0), form_revision=FORM_REVISION
