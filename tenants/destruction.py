@@ -135,7 +135,7 @@ class DestructionReport:
         }
 
 
-def destructions_due(as_of: datetime.date) -> list[DueDestruction]:
+def destructions_due(as_of: datetime.date, *, only: Initiative | None = None) -> list[DueDestruction]:
     """Every (initiative, scope) whose deadline is on or before `as_of`, or that a run left unfinished;
     statements before e-mail addresses, so one run can do both for an initiative."""
     due: list[DueDestruction] = []
@@ -143,7 +143,10 @@ def destructions_due(as_of: datetime.date) -> list[DueDestruction]:
         (record.initiative_id, record.scope): record
         for record in DestructionRecord.objects.filter(initiative__isnull=False)
     }
-    for initiative in Initiative.objects.exclude(state=InitiativeState.PROVISIONING).order_by("pk"):
+    initiatives = Initiative.objects.exclude(state=InitiativeState.PROVISIONING).order_by("pk")
+    if only is not None:
+        initiatives = initiatives.filter(pk=only.pk)
+    for initiative in initiatives:
         deadlines = initiative_deadlines(initiative)
         for scope, deadline in (
             (DestructionScope.STATEMENTS, deadlines.statements_destruction),
@@ -160,15 +163,20 @@ def destructions_due(as_of: datetime.date) -> list[DueDestruction]:
 
 
 def destroy_due(
-    *, as_of: datetime.date | None = None, dry_run: bool = False, actor: str = SYSTEM_ACTOR
+    *,
+    as_of: datetime.date | None = None,
+    dry_run: bool = False,
+    actor: str = SYSTEM_ACTOR,
+    only: Initiative | None = None,
 ) -> DestructionReport:
-    """Destroy what is due on `as_of` (today by default): the daily task and `destroy_due` call this."""
+    """Destroy what is due on `as_of` (today by default), for every initiative or `only` one: the daily
+    task and `destroy_due` call this."""
     report = DestructionReport(run=uuid.uuid4().hex, as_of=as_of or timezone.localdate(), dry_run=dry_run)
     with _only_run() as alone:
         if not alone:
             report.another_run_active = True
             return report
-        due = destructions_due(report.as_of)
+        due = destructions_due(report.as_of, only=only)
         for item in due:
             if item.hold is not None:
                 report.held.append(item.summary())

@@ -4,10 +4,14 @@ their own, and pg_dump sees committed rows only) and removed after each test."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import io
 import json
+import socket
 import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +26,7 @@ from django.utils import timezone
 
 from collection.models import ContactEmail, Statement
 from collection.services import statement_record
+from eci_platform.embedded import REPOSITORY_ROOT
 from exports.contact_emails import contact_emails_download
 from exports.models import ExportJob, ExportJobState
 from exports.services import export_request, export_run
@@ -50,6 +55,7 @@ from tenants.models import (
 from tenants.services import initiative_transition
 from tests.conftest import client_for
 from tests.exports.conftest import Factory, personal_data_of
+from tests.processes import platform_environment
 from tests.tenants.certificates import certify_valid
 
 pytestmark = pytest.mark.usefixtures("committed_db", "_shared_initiatives_held")
@@ -609,3 +615,80 @@ def test_the_daily_task_is_scheduled() -> None:
     schedule = app.conf.beat_schedule
     assert any(entry["task"] == "maintenance.destroy_due" for entry in schedule.values())
     assert "maintenance.destroy_due" in app.tasks
+
+
+def test_the_command_can_be_limited_to_one_initiative_and_refuses_an_unknown_one(
+    exporting_factory: Factory,
+) -> None:
+    chosen = _collected(exporting_factory, emails=0)
+    other = _collected(exporting_factory, emails=0)
+    for initiative in (chosen, other):
+        initiative_transition(initiative, InitiativeState.WITHDRAWN, actor="test")
+    as_of = (timezone.localdate() + datetime.timedelta(days=40)).isoformat()
+    out = io.StringIO()
+    with override_settings(DEBUG=True), pytest.raises(CommandError, match="No initiative with the slug"):
+        call_command("destroy_due", "--initiative", "no-such-one", "--as-of", as_of, "--json", stdout=out)
+    assert json.loads(out.getvalue())["errors"] == {"initiative": ["Unknown."]}
+    assert not DestructionRecord.objects.exists() and _rows(other) == (5, 0)
+
+    out = io.StringIO()
+    with override_settings(DEBUG=True):
+        call_command("destroy_due", "--initiative", chosen.slug, "--as-of", as_of, "--json", stdout=out)
+    assert {item["initiative"] for item in json.loads(out.getvalue())["destroyed"]} == {chosen.slug}
+    assert _rows(chosen) == (0, 0) and _rows(other) == (5, 0)
+
+
+@contextlib.contextmanager
+def _silent_endpoint() -> Iterator[int]:
+    """A TCP port that takes connections and never answers: a storage that hangs."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield int(server.getsockname()[1])
+
+
+def test_a_run_killed_halfway_is_finished_by_the_next(exporting_factory: Factory, keystore: Path) -> None:
+    initiative = _collected(exporting_factory)
+    initiative_transition(initiative, InitiativeState.WITHDRAWN, actor="test")
+    as_of = timezone.localdate() + datetime.timedelta(days=40)
+    with _silent_endpoint() as port:
+        # The run's export storage hangs, as a bucket that stops answering: it is killed there, with -9.
+        environment = platform_environment(
+            keystore,
+            EXPORT_STORAGE_URL="s3://exports/platform",
+            EXPORT_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+            EXPORT_S3_REGION="eu-west-1",
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+        )
+        run = subprocess.Popen(
+            [sys.executable, "manage.py", "destroy_due", "--as-of", as_of.isoformat()],
+            cwd=REPOSITORY_ROOT,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            waited = time.monotonic() + 60
+            while not DestructionRecord.objects.filter(
+                initiative=initiative, steps_done__contains=["state"]
+            ).exists():
+                assert run.poll() is None and time.monotonic() < waited, "the run did not get going"
+                time.sleep(0.2)
+            time.sleep(0.5)  # now inside the export-files step, waiting for the storage
+        finally:
+            run.kill()
+            run.wait(timeout=30)
+    record = DestructionRecord.objects.get(initiative=initiative, scope=DestructionScope.STATEMENTS)
+    assert not record.is_finished and record.steps_done == ["state"]
+    initiative.refresh_from_db()
+    assert initiative.state == InitiativeState.DESTROYED  # nothing exports or signs meanwhile
+    assert _rows(initiative) == (7, EMAILS) and _export_objects(initiative)
+
+    report = destroy_due(as_of=as_of)
+    assert sorted(str(item["scope"]) for item in report.destroyed) == ["emails", "statements"]
+    record.refresh_from_db()
+    assert record.is_finished and record.finished_run == report.run != record.started_run
+    assert record.steps_done == ["state", "export_files", "statements", "published_counts", "keys"]
+    assert AuditEvent.objects.filter(initiative=initiative, action="destruction.resumed").exists()
+    assert _rows(initiative) == (0, 0) and _export_objects(initiative) == [] and _live_keys(initiative) == []

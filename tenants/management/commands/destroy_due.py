@@ -12,6 +12,7 @@ from django.core.management.base import CommandError, CommandParser
 from tenants.audit import COMMAND_LINE_ACTOR
 from tenants.destruction import DestructionReport, destroy_due
 from tenants.management.commands._output import JsonCommand
+from tenants.selectors import initiative_by_slug
 
 
 class Command(JsonCommand):
@@ -20,6 +21,9 @@ class Command(JsonCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
         parser.add_argument("--dry-run", action="store_true", help="Say what is due; change nothing.")
+        parser.add_argument(
+            "--initiative", default="", help="Only this initiative (its slug); by default every one."
+        )
         parser.add_argument(
             "--as-of",
             default="",
@@ -45,7 +49,16 @@ class Command(JsonCommand):
                     f"--as-of: {options['as_of']!r} is not a date (YYYY-MM-DD).",
                     {"as_of": ["Not a date."]},
                 )
-        report = destroy_due(as_of=as_of, dry_run=options["dry_run"], actor=COMMAND_LINE_ACTOR)
+        only = None
+        if options["initiative"]:
+            only = initiative_by_slug(options["initiative"])
+            if only is None:
+                self.refuse(
+                    options,
+                    f"No initiative with the slug {options['initiative']!r}.",
+                    {"initiative": ["Unknown."]},
+                )
+        report = destroy_due(as_of=as_of, dry_run=options["dry_run"], actor=COMMAND_LINE_ACTOR, only=only)
         result = report.as_dict()
         if report.another_run_active:
             result["error"] = "Another destruction run is active; nothing was done."
