@@ -147,11 +147,9 @@ class DeadlinesConsoleMixin:
         )
 
     def hold_set_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        if not request.user.has_perm(SET_PERMISSION):
-            return HttpResponse(status=403)
-        initiative = Initiative.objects.filter(pk=pk).first()
-        if initiative is None:
-            return HttpResponse(status=404)
+        initiative = _initiative_allowed(request, pk, SET_PERMISSION)
+        if isinstance(initiative, HttpResponse):
+            return initiative
         form = LegalHoldSetForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:
@@ -181,11 +179,9 @@ class DeadlinesConsoleMixin:
         )
 
     def hold_lift_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        if not request.user.has_perm(LIFT_PERMISSION):
-            return HttpResponse(status=403)
-        initiative = Initiative.objects.filter(pk=pk).first()
-        if initiative is None:
-            return HttpResponse(status=404)
+        initiative = _initiative_allowed(request, pk, LIFT_PERMISSION)
+        if isinstance(initiative, HttpResponse):
+            return initiative
         form = LegalHoldLiftForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:
@@ -245,3 +241,11 @@ class DestructionRecordAdmin(_ReadOnly, admin.ModelAdmin):
     list_filter = ("scope",)
     search_fields = ("initiative_slug", "registration_number")
     readonly_fields = [field.name for field in DestructionRecord._meta.fields]
+
+
+def _initiative_allowed(request: HttpRequest, pk: int, permission: str) -> Initiative | HttpResponse:
+    """The initiative a hold page acts on, or the answer when the user may not or it does not exist."""
+    if not request.user.has_perm(permission):
+        return HttpResponse(status=403)
+    initiative = Initiative.objects.filter(pk=pk).first()
+    return initiative if initiative is not None else HttpResponse(status=404)

@@ -166,17 +166,7 @@ def _collection_blocked_audit(initiative: Initiative, missing: list[str], *, tod
 
 # What the operator may edit on an initiative after onboarding; identity, schema and state are not here.
 # The register fields among them (tenants.register.REGISTER_FIELDS) are frozen once collection opened.
-EDITABLE_DETAILS = (
-    "registered_language",
-    "languages",
-    "title",
-    "subject",
-    "objectives",
-    "register_url",
-    "website_url",
-    "contact_persons",
-    "altcha_cost",
-)
+EDITABLE_DETAILS = (*REGISTER_FIELDS, "website_url", "altcha_cost")
 
 
 def _frozen_error(initiative: Initiative, fields: list[str]) -> RegisterTextsFrozenError:

@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.test import Client
+from django.contrib.auth import get_user_model
+from django.test import Client, override_settings
 from django.utils import timezone
 from pytest_django.plugin import DjangoDbBlocker
 
 from tenants.db import connection
 from tenants.keyring.keys import process_key_cache
+from tenants.keyring.providers import AwsKmsKeyProvider, key_provider, key_provider_reset
 from tenants.models import Initiative
 from tenants.onboarding import OnboardingRequest, initiative_onboard, template_schema_ensure
 from tenants.register import ContactPerson
@@ -233,3 +235,29 @@ def moto_endpoint() -> Iterator[str]:
     server.start()
     yield f"http://127.0.0.1:{port}"
     server.stop()
+
+
+@pytest.fixture
+def operator(platform_client: Client) -> Client:
+    """The platform client, signed in as an operator (staff with every permission)."""
+    user = get_user_model().objects.create_user(
+        "op", password="a-long-operator-password", is_staff=True, is_superuser=True
+    )
+    platform_client.force_login(user)
+    return platform_client
+
+
+@pytest.fixture
+def kms(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsKmsKeyProvider]:
+    """The aws-kms key provider against moto's KMS, for the test; the configured one again afterwards."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with override_settings(
+        KEY_PROVIDER="aws-kms", AWS_KMS_ENDPOINT_URL=moto_endpoint, AWS_REGION="eu-west-1"
+    ):
+        key_provider_reset()
+        provider = key_provider()
+        assert isinstance(provider, AwsKmsKeyProvider)
+        yield provider
+    key_provider_reset()
+    process_key_cache.clear()

@@ -392,21 +392,6 @@ def test_a_running_export_is_stopped_and_its_files_go_once_its_lease_is_over(
 # -- S3 with versioning, KMS, and a run that fails halfway ---------------------------------------------------
 
 
-@pytest.fixture
-def kms(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsKmsKeyProvider]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with override_settings(
-        KEY_PROVIDER="aws-kms", AWS_KMS_ENDPOINT_URL=moto_endpoint, AWS_REGION="eu-west-1"
-    ):
-        key_provider_reset()
-        provider = key_provider()
-        assert isinstance(provider, AwsKmsKeyProvider)
-        yield provider
-    key_provider_reset()
-    process_key_cache.clear()
-
-
 def _object_versions(storage: S3ExportStorage, initiative: Initiative) -> list[str]:
     prefix = f"{storage.prefix}exports/{initiative.schema_name}/"
     listing = storage.client.list_object_versions(Bucket=storage.bucket, Prefix=prefix)

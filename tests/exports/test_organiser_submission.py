@@ -294,15 +294,6 @@ def test_anonymous_visitors_are_sent_to_sign_in(alpha: Initiative) -> None:
 # -- the operator console ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def operator(platform_client: Client) -> Client:
-    user = get_user_model().objects.create_user(
-        "op-annex", password="a-long-operator-password", is_staff=True, is_superuser=True
-    )
-    platform_client.force_login(user)
-    return platform_client
-
-
 def test_operators_see_the_submission_from_the_initiatives_page(
     operator: Client, alpha_closed: Initiative
 ) -> None:

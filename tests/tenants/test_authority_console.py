@@ -22,13 +22,6 @@ def certificate() -> bytes:
     return self_signed_certificate_create("Console test authority")[1]
 
 
-@pytest.fixture
-def operator(platform_client: Client) -> Client:
-    user = get_user_model().objects.create_user("op", password="p" * 16, is_staff=True, is_superuser=True)
-    platform_client.force_login(user)
-    return platform_client
-
-
 def register(client: Client, certificate: bytes, country: str = "CY") -> Any:
     upload = SimpleUploadedFile("authority.crt", certificate, content_type="application/x-pem-file")
     return client.post(

@@ -35,15 +35,6 @@ def _hold_url(initiative: Initiative, lift: bool = False) -> str:
     return f"{LIST}{initiative.pk}/hold/{'lift/' if lift else ''}"
 
 
-@pytest.fixture
-def operator(platform_client: Client) -> Client:
-    user = get_user_model().objects.create_user(
-        "op", password="a-long-operator-password", is_staff=True, is_superuser=True
-    )
-    platform_client.force_login(user)
-    return platform_client
-
-
 def _text(response: object) -> str:
     return html.unescape(response.content.decode())  # type: ignore[attr-defined]
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 import base64
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.test import override_settings
 
 from collection.models import Statement
 from collection.sealed import personal_data_decode
@@ -20,8 +18,6 @@ from tenants.keyring.providers import (
     AwsKmsKeyProvider,
     KeyProviderError,
     LocalKeyProvider,
-    key_provider,
-    key_provider_reset,
 )
 from tenants.keyring.rotation import kek_rotate
 from tenants.keyring.sealing import open_sealed
@@ -87,21 +83,6 @@ def test_the_development_master_key_is_created_private(
 
 
 # -- aws-kms against a KMS-compatible endpoint -------------------------------------------------------------
-
-
-@pytest.fixture
-def kms(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsKmsKeyProvider]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with override_settings(
-        KEY_PROVIDER="aws-kms", AWS_KMS_ENDPOINT_URL=moto_endpoint, AWS_REGION="eu-west-1"
-    ):
-        key_provider_reset()
-        provider = key_provider()
-        assert isinstance(provider, AwsKmsKeyProvider)
-        yield provider
-    key_provider_reset()
-    process_key_cache.clear()
 
 
 def test_kms_provider_wraps_with_an_encryption_context(kms: AwsKmsKeyProvider) -> None:

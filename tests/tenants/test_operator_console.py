@@ -17,15 +17,6 @@ from tenants.models import AuditEvent, Initiative, InitiativeState
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def operator(platform_client: Client) -> Client:
-    user = get_user_model().objects.create_user(
-        "op", password="a-long-operator-password", is_staff=True, is_superuser=True
-    )
-    platform_client.force_login(user)
-    return platform_client
-
-
 def _onboarding_form(**overrides: str) -> dict[str, str]:
     today = timezone.localdate()
     registered = today - datetime.timedelta(days=5)

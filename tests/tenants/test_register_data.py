@@ -42,15 +42,6 @@ def _not_yet_open(initiative: Initiative, **fields: Any) -> Initiative:
     return initiative
 
 
-@pytest.fixture
-def operator(platform_client: Client) -> Client:
-    user = get_user_model().objects.create_user(
-        "op", password="a-long-operator-password", is_staff=True, is_superuser=True
-    )
-    platform_client.force_login(user)
-    return platform_client
-
-
 # --- the parser of "Name <email>" ---
 
 
