@@ -126,6 +126,26 @@ class OrganiserMembership(models.Model):
         return f"organiser {self.user_id} of {self.initiative_id}"
 
 
+class OrganiserInvitation(models.Model):
+    """A single-use, expiring invitation to organise one initiative, sent by e-mail. Only a hash of its
+    token is kept: the link in the message is the one copy of the token."""
+
+    initiative = models.ForeignKey(Initiative, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(help_text="Where the invitation went; the account's username once accepted.")
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    invited_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"invitation {self.pk} to initiative {self.initiative_id}"
+
+
 class AuditEvent(models.Model):
     """The platform audit log: who did what to which initiative, and when. Append-only; holds ids and
     states, never personal data of signatories."""
