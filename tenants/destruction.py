@@ -177,12 +177,19 @@ def destroy_due(
             report.another_run_active = True
             return report
         due = destructions_due(report.as_of, only=only)
+        # Initiatives whose statements were due in this run and did not go: their addresses, due too, wait
+        # for them (going first would re-seal every statement under a new key only to destroy it next).
+        statements_left: set[int] = set()
         for item in due:
             if item.hold is not None:
                 report.held.append(item.summary())
                 continue
             if dry_run:
                 report.would_destroy.append({**item.summary(), "would_remove": _measure(item)})
+                continue
+            if item.scope == DestructionScope.EMAILS and item.initiative.pk in statements_left:
+                waiting_for = "the statements of this initiative, due in the same run, go first"
+                report.waiting.append({**item.summary(), "step": STATE_STEP, "waiting_for": waiting_for})
                 continue
             emails_due_too = any(
                 other.initiative.pk == item.initiative.pk and other.scope == DestructionScope.EMAILS
@@ -191,8 +198,10 @@ def destroy_due(
             try:
                 record = _destroy(item, run=report.run, actor=actor, emails_due_too=emails_due_too)
             except _Waiting as waiting:
+                statements_left.add(item.initiative.pk)
                 report.waiting.append({**item.summary(), "step": waiting.step, "waiting_for": str(waiting)})
             except Exception as error:  # one initiative's failure must not stop the others
+                statements_left.add(item.initiative.pk)
                 logger.exception("destruction of %s for initiative %s failed", item.scope, item.initiative.pk)
                 message = f"{type(error).__name__}: {error}"[:300]
                 audit_record(

@@ -373,9 +373,12 @@ def test_a_running_export_is_stopped_and_its_files_go_once_its_lease_is_over(
     day = timezone.localdate() + datetime.timedelta(days=40)
     with time_machine.travel(_noon(day)):
         first = destroy_due()
-    # The addresses (none here) are not held up by it; the statements wait.
-    assert [item["scope"] for item in first.destroyed] == ["emails"]
-    assert [item["step"] for item in first.waiting] == ["export_files"]
+    # The statements wait, and the addresses due with them wait for them.
+    assert first.destroyed == []
+    assert [(item["scope"], item["step"]) for item in first.waiting] == [
+        ("statements", "export_files"),
+        ("emails", "state"),
+    ]
     with initiative:
         stopped = ExportJob.objects.get(pk=job.pk)
         assert stopped.state == ExportJobState.FAILED and "destroyed" in stopped.error
@@ -384,7 +387,7 @@ def test_a_running_export_is_stopped_and_its_files_go_once_its_lease_is_over(
     after_lease = _noon(day) + datetime.timedelta(seconds=settings.EXPORT_LEASE_SECONDS + 1)
     with time_machine.travel(after_lease):
         second = destroy_due()
-    assert [item["scope"] for item in second.destroyed] == ["statements"]
+    assert [item["scope"] for item in second.destroyed] == ["statements", "emails"]
     assert _export_objects(initiative) == [] and _rows(initiative) == (0, 0)
     assert _live_keys(initiative) == []
 
