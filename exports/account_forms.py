@@ -26,7 +26,8 @@ RESET_WINDOW_SECONDS = 60 * 60
 RESET_ACTOR = "password-reset-page"
 
 
-def _labelled_passwords(form: forms.Form, first: str, second: str) -> None:
+def _labelled_passwords(form: Any, first: str, second: str) -> None:
+    form.error_messages = {**form.error_messages, "password_mismatch": "The two passwords are not the same."}
     form.fields[first].label = "Password"
     form.fields[first].error_messages["required"] = "Choose a password."
     form.fields[second].label = "Password again"
@@ -112,6 +113,16 @@ class OrganiserPasswordResetForm(PasswordResetForm):
                 initiative=initiative,
                 user_id=user.pk,
             )
+
+
+class InitiativeResetTokens(PasswordResetTokenGenerator):
+    """Django's reset tokens (bound to the account's password and last sign-in, so used once), salted
+    with the initiative: a link works only on the site of the initiative it was asked for, even for an
+    account that organises several."""
+
+    def __init__(self, initiative: Initiative) -> None:
+        super().__init__()
+        self.key_salt = f"eci.manage.password-reset.{initiative.pk}"
 
 
 def _reset_minutes() -> int:

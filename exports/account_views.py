@@ -30,6 +30,7 @@ from exports.access import (
     manage_language_activate,
 )
 from exports.account_forms import (
+    InitiativeResetTokens,
     InvitationExistingPasswordForm,
     InvitationNewPasswordForm,
     OrganiserPasswordChangeForm,
@@ -148,6 +149,10 @@ class PasswordResetView(_ManagePage, auth_views.PasswordResetView):
     subject_template_name = "manage/password_reset_subject.txt"
     success_url = reverse_lazy("manage-password-reset-sent")
 
+    @property
+    def token_generator(self) -> InitiativeResetTokens:
+        return InitiativeResetTokens(current_initiative(self.request))
+
     def form_invalid(self, form: Any) -> HttpResponse:
         response = super().form_invalid(form)
         response.status_code = 400
@@ -159,12 +164,16 @@ class PasswordResetSentView(_ManagePage, auth_views.PasswordResetDoneView):
 
 
 class PasswordResetConfirmView(_ManagePage, auth_views.PasswordResetConfirmView):
-    """The link of the message: a new password, for an organiser of this initiative only (a link used on
-    another initiative's site is not valid there)."""
+    """The link of the message: a new password, for an organiser of this initiative only; the token is
+    salted with the initiative, so a link used on another initiative's site is not valid there."""
 
     form_class = OrganiserSetPasswordForm
     template_name = "manage/password_reset_confirm.html"
     success_url = reverse_lazy("manage-password-reset-complete")
+
+    @property
+    def token_generator(self) -> InitiativeResetTokens:
+        return InitiativeResetTokens(current_initiative(self.request))
 
     def get_user(self, uidb64: str) -> Any:
         user = super().get_user(uidb64)

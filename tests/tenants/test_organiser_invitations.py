@@ -97,7 +97,11 @@ def test_the_command_sends_a_link_on_the_initiatives_site_and_keeps_only_the_tok
         ("empty address", ["--initiative", "alpha", "--email", "  "], "Enter the e-mail address"),
         ("too long", ["--initiative", "alpha", "--email", "a" * 250 + "@example.org"], "at most 254"),
         ("staff address", ["--initiative", "alpha", "--email", "OPERATOR@example.org"], "operator account"),
-        ("present organiser", ["--initiative", "alpha", "--email", "member@example.org"], "already an organiser"),
+        (
+            "present organiser",
+            ["--initiative", "alpha", "--email", "member@example.org"],
+            "already an organiser",
+        ),
         ("destroyed initiative", ["--initiative", "beta", "--email", ADDRESS], "takes no new organisers"),
     ],
 )
@@ -165,7 +169,9 @@ def test_the_console_refuses_a_staff_address_and_writes_nothing(operator: Client
     assert response.status_code == 400
     assert "valid e-mail address" in response.content.decode()
     get_user_model().objects.filter(username="op").update(email="op@example.org")
-    response = operator.post(f"/operator/tenants/initiative/{alpha.pk}/organisers/", {"email": "op@example.org"})
+    response = operator.post(
+        f"/operator/tenants/initiative/{alpha.pk}/organisers/", {"email": "op@example.org"}
+    )
     assert response.status_code == 400
     assert "operator account" in response.content.decode()
     assert written() == before
@@ -182,12 +188,16 @@ def test_only_operator_staff_reach_the_organisers_page(alpha: Initiative) -> Non
     assert OrganiserInvitation.objects.count() == 0
 
 
-def test_an_operator_removes_an_organiser_and_ends_their_sessions(operator: Client, alpha: Initiative) -> None:
+def test_an_operator_removes_an_organiser_and_ends_their_sessions(
+    operator: Client, alpha: Initiative
+) -> None:
     password = "a long organiser passphrase 42"
     user = get_user_model().objects.create_user("leaving@example.org", "leaving@example.org", password)
     OrganiserMembership.objects.create(user=user, initiative=alpha)
     organiser = client_for(alpha)
-    assert organiser.post("/manage/login/", {"username": user.username, "password": password}).status_code == 302
+    assert (
+        organiser.post("/manage/login/", {"username": user.username, "password": password}).status_code == 302
+    )
     assert organiser.get("/manage/organisers/").status_code == 200
 
     response = operator.post(f"/operator/tenants/initiative/{alpha.pk}/organisers/{user.pk}/remove/")
