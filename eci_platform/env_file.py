@@ -22,8 +22,8 @@ ENV_FILE = Path(__file__).resolve().parent.parent / ".env"
 
 _HEADER = """\
 # Development settings (DEBUG=1) for manage.py in this checkout; never read when DEBUG is off, and the
-# process environment wins over every line. `make dev` rewrites DEBUG, ECI_DATA_DIR, DATABASE_URL and
-# REDIS_URL each time it starts; lines of your own are kept.
+# process environment wins over every line. `make dev` rewrites DEBUG, ECI_DATA_DIR, DATABASE_URL,
+# REDIS_URL and EMAIL_URL each time it starts; lines of your own are kept.
 """
 _ASSIGNMENT = re.compile(r"\A\s*(?:export\s+)?([A-Za-z_0-9]+)\s*=")
 

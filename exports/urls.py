@@ -1,9 +1,11 @@
 """The organisers' export pages, included under /manage/ on an initiative's site."""
 
 from django.urls import path
+from django.views.decorators.cache import never_cache
 from django.views.generic import RedirectView
 
-from exports import submission_views, views
+from exports import account_views, submission_views, team_views, views
+from exports.access import organiser_required
 from exports.downloads import DownloadKind
 
 urlpatterns = [
@@ -25,6 +27,33 @@ urlpatterns = [
         views.export_download,
         {"kind": DownloadKind.MANIFEST.value},
         name="manage-export-manifest",
+    ),
+    # Organisers and their accounts (exports/team_views.py, exports/account_views.py).
+    path("organisers/", team_views.organisers_page, name="manage-organisers"),
+    path(
+        "organisers/<int:user_id>/remove/", team_views.organiser_remove_page, name="manage-organiser-remove"
+    ),
+    path("invitation/<str:token>/", account_views.invitation_page, name="manage-invitation"),
+    path(
+        "password/",
+        never_cache(organiser_required(account_views.PasswordChangeView.as_view())),
+        name="manage-password",
+    ),
+    path("password-reset/", account_views.PasswordResetView.as_view(), name="manage-password-reset"),
+    path(
+        "password-reset/sent/",
+        account_views.PasswordResetSentView.as_view(),
+        name="manage-password-reset-sent",
+    ),
+    path(
+        "password-reset/complete/",
+        account_views.PasswordResetCompleteView.as_view(),
+        name="manage-password-reset-complete",
+    ),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        account_views.PasswordResetConfirmView.as_view(),
+        name="manage-password-reset-confirm",
     ),
     # Annex VII (REQ-28): the funding sources the organisers enter, and the submission to print.
     path("funding/", submission_views.funding_page, name="manage-funding"),

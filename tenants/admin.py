@@ -19,6 +19,7 @@ from tenants.admin_deadlines import (
     DestructionRecordAdmin,
     LegalHoldAdmin,
 )
+from tenants.admin_organisers import organiser_urls
 from tenants.admin_submission import submission_urls
 from tenants.authorities import AuthorityError, authority_confirm, authority_problem, authority_register
 from tenants.forms import (
@@ -200,7 +201,14 @@ class InitiativeAdmin(DeadlinesConsoleMixin, admin.ModelAdmin):
             self.admin_site.admin_view(self.correct_view),
             name="tenants_initiative_correct",
         )
-        return [onboard, correct, *submission_urls(self), *self.hold_urls(), *super().get_urls()]
+        return [
+            onboard,
+            correct,
+            *submission_urls(self),
+            *organiser_urls(self),
+            *self.hold_urls(),
+            *super().get_urls(),
+        ]
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
         return HttpResponseRedirect(reverse("operator:tenants_initiative_onboard"))

@@ -15,7 +15,11 @@ from eci_platform import embedded
 from eci_platform.embedded import dev_runner_prepare, embedded_services_start
 from eci_platform.env_file import debug_on, env_file_apply, env_file_read, env_file_update
 
-ADDRESSES = {"DATABASE_URL": "postgres://dev@127.0.0.1:1/mine", "REDIS_URL": "redis://127.0.0.1:1/5"}
+ADDRESSES = {
+    "DATABASE_URL": "postgres://dev@127.0.0.1:1/mine",
+    "REDIS_URL": "redis://127.0.0.1:1/5",
+    "EMAIL_URL": "smtp://127.0.0.1:1",
+}
 
 
 @pytest.fixture
@@ -23,7 +27,7 @@ def environment(tmp_path: Path) -> Iterator[None]:
     """This test's process environment, restored after it: no DEBUG, no addresses, a data folder of its
     own (not created)."""
     with mock.patch.dict(os.environ):
-        for name in ("DEBUG", "DATABASE_URL", "REDIS_URL", "ALTCHA_COST"):
+        for name in ("DEBUG", "DATABASE_URL", "REDIS_URL", "EMAIL_URL", "ALTCHA_COST"):
             os.environ.pop(name, None)
         os.environ["ECI_DATA_DIR"] = str(tmp_path / "data")
         yield
@@ -118,6 +122,7 @@ def test_the_dev_runner_writes_the_addresses_of_the_process_environment_not_the_
         "DEBUG": "1",
         "DATABASE_URL": ADDRESSES["DATABASE_URL"],
         "REDIS_URL": ADDRESSES["REDIS_URL"],
+        "EMAIL_URL": ADDRESSES["EMAIL_URL"],
         "X": "y",
         "ECI_DATA_DIR": str(tmp_path / "data"),
     }
@@ -134,3 +139,46 @@ def test_the_dev_runner_prepares_nothing_with_debug_off(tmp_path: Path) -> None:
     assert env_file.read_text() == "DEBUG=1\n"
     assert not (tmp_path / "data").exists()
     assert "DATABASE_URL" not in os.environ
+
+
+@pytest.mark.usefixtures("environment")
+def test_the_dev_runner_starts_a_mail_sink_that_keeps_each_message_as_an_eml_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no EMAIL_URL in the environment the runner starts the SMTP sink, writes its address to .env,
+    and every message sent to it (by Django's SMTP back end, as web and worker send) lands whole as a
+    .eml file under the data folder's mail/, which it prints."""
+    from email import message_from_bytes
+
+    import environ
+    from django.core.mail import EmailMessage, get_connection
+
+    env_file = tmp_path / ".env"
+    os.environ.update(DEBUG="1", DATABASE_URL=ADDRESSES["DATABASE_URL"], REDIS_URL=ADDRESSES["REDIS_URL"])
+    try:
+        dev_runner_prepare(env_file)
+        url = env_file_read(env_file)["EMAIL_URL"]
+        assert url == os.environ["EMAIL_URL"] and url.startswith("smtp://127.0.0.1:")
+        assert embedded.mail_sink_running() and "mail" in embedded.started_here
+        config = environ.Env.email_url_config(url)
+        connection = get_connection(
+            "django.core.mail.backends.smtp.EmailBackend",
+            host=config["EMAIL_HOST"],
+            port=config["EMAIL_PORT"],
+        )
+        connection.send_messages(
+            [
+                EmailMessage(
+                    "Über", "Zweite Nachricht\n", "from@localhost", ["to@example.org", "cc@example.org"]
+                )
+            ]
+        )
+    finally:
+        embedded.mail_sink_stop()
+    files = sorted((tmp_path / "data" / "mail").glob("*.eml"))
+    assert len(files) == 1
+    message = message_from_bytes(files[0].read_bytes())
+    assert message["To"] == "to@example.org, cc@example.org"
+    assert "Zweite Nachricht" in message.get_payload(decode=True).decode()  # type: ignore[union-attr]
+    assert f"kept in {files[0]}" in capsys.readouterr().out
+    assert not list((tmp_path / "data" / "mail").glob(".incoming-*"))  # written whole, then renamed

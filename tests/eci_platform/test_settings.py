@@ -34,6 +34,8 @@ DECIDED = {
     "OPERATOR_NAME",
     "OPERATOR_CONTACT_EMAIL",
     "ALTCHA_COST",
+    "EMAIL_URL",
+    "EMAIL_FROM",
 }
 
 
@@ -62,6 +64,8 @@ FULL = {
     "EXPORT_SIGNING_CERTIFICATE_FILE": "/run/secrets/export-signing.crt",
     "OPERATOR_NAME": "Example Collection Services",
     "OPERATOR_CONTACT_EMAIL": "privacy@collection.example.eu",
+    "EMAIL_URL": "smtp+tls://platform%40collection.example.eu:secret@smtp.example.eu:587",
+    "EMAIL_FROM": "ECI platform <no-reply@collection.example.eu>",
 }
 
 
@@ -78,6 +82,8 @@ FULL = {
         "EXPORT_SIGNING_CERTIFICATE_FILE",
         "OPERATOR_NAME",
         "OPERATOR_CONTACT_EMAIL",
+        "EMAIL_URL",
+        "EMAIL_FROM",
     ],
 )
 def test_a_missing_required_variable_stops_start_up_and_is_named(missing: str) -> None:
@@ -278,4 +284,32 @@ def test_in_development_the_dot_env_fills_in_what_the_environment_does_not_set(
         "7",
         "from_dot_env",
         "redis://127.0.0.1:1/3",
+    ]
+
+
+def test_the_smtp_server_comes_from_email_url_and_its_password_is_no_setting_of_its_own() -> None:
+    probe = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.EMAIL_BACKEND, s.EMAIL_HOST, s.EMAIL_PORT, s.EMAIL_HOST_USER, s.EMAIL_USE_TLS, "
+        "s.EMAIL_USE_SSL, s.DEFAULT_FROM_EMAIL == 'ECI platform <no-reply@collection.example.eu>', "
+        "hasattr(s, 'EMAIL_URL'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPOSITORY_ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "eci_platform.settings", **FULL},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.core.mail.backends.smtp.EmailBackend",
+        "smtp.example.eu",
+        "587",
+        "platform@collection.example.eu",
+        "True",
+        "False",
+        "True",
+        "False",
     ]

@@ -136,6 +136,11 @@ class Command(BaseCommand):
         self.stdout.write(f"  exports folder:    {settings.EXPORT_STORAGE_URL}")
         self.stdout.write(f"  authority keys:    {demo_authorities_folder()} (to decrypt the demo exports)")
         self.stdout.write(f"  data folder:       {data}")
+        if embedded.mail_sink_running():
+            self.stdout.write(f"  e-mail:            each message a .eml file in {embedded.mail_folder()}")
+        self.stdout.write(
+            f"  invite organisers: manage.py invite_organiser --initiative {demo.slug} --email ADDRESS"
+        )
         self.stdout.write("Press Ctrl-C to stop everything.\n")
 
         # From here on Ctrl-C or SIGTERM stops the processes below; before, it interrupts the set-up and
