@@ -49,6 +49,7 @@ from tenants.services import (
     initiative_register_correct,
     initiative_transition,
 )
+from tenants.throttle import retry_after_text, signin_attempt_register, signin_failed, signin_succeeded
 
 
 class OperatorSite(admin.AdminSite):
@@ -59,6 +60,29 @@ class OperatorSite(admin.AdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user
         return bool(user.is_active and user.is_staff)
+
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """Django's admin sign-in behind the throttle the organisers' sign-in shares (tenants/throttle.py):
+        while a delay runs the answer is 429 and no password is checked; refusals are audited."""
+        if request.method != "POST" or self.has_permission(request):
+            return super().login(request, extra_context)  # a page to show, or already signed in
+        username = request.POST.get("username", "")
+        attempt = signin_attempt_register(request, username)
+        if not attempt.allowed:
+            context = {
+                **self.each_context(request),
+                "title": "Too many failed sign-ins",
+                "wait": retry_after_text(attempt.retry_after),
+            }
+            throttled = TemplateResponse(request, "operator/signin_throttled.html", context, status=429)
+            throttled["Retry-After"] = str(attempt.retry_after)
+            return throttled
+        response = super().login(request, extra_context)
+        if self.has_permission(request):
+            signin_succeeded(request, username)
+        else:
+            signin_failed(request, username, console="operator")
+        return response
 
 
 operator_site = OperatorSite(name="operator")
