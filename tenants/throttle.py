@@ -57,27 +57,32 @@ BASE_DELAY_SECONDS = 30
 MAX_DELAY_SECONDS = 15 * 60
 FAILURE_MEMORY_SECONDS = 60 * 60
 
-# Atomically, over the buckets (hashes of n = counted attempts, last = time of the last one): refuse with
-# the longest wait still to run, else count this attempt in all of them.
+# Each bucket is one string "<counted attempts>:<time of the last one>" (a string, not a hash, so that
+# anything reading the cache's keys with GET meets no other type). Atomically over the buckets: refuse
+# with the longest wait still to run, else count this attempt in all of them.
 _ATTEMPT_SCRIPT = """
 local now = tonumber(ARGV[1])
 local base = tonumber(ARGV[2])
 local cap = tonumber(ARGV[3])
 local wait = 0
+local counts = {}
 for i, key in ipairs(KEYS) do
-  local state = redis.call('HMGET', key, 'n', 'last')
-  local n = tonumber(state[1]) or 0
+  local n, last = 0, 0
+  local value = redis.call('GET', key)
+  if value then
+    local a, b = string.match(value, '^(%d+):(.+)$')
+    n, last = tonumber(a) or 0, tonumber(b) or 0
+  end
+  counts[i] = n
   local free = tonumber(ARGV[4 + i])
   if n >= free then
-    local left = tonumber(state[2]) + math.min(base * 2 ^ (n - free), cap) - now
+    local left = last + math.min(base * 2 ^ (n - free), cap) - now
     if left > wait then wait = left end
   end
 end
 if wait > 0 then return tostring(wait) end
 for i, key in ipairs(KEYS) do
-  redis.call('HINCRBY', key, 'n', 1)
-  redis.call('HSET', key, 'last', ARGV[1])
-  redis.call('EXPIRE', key, ARGV[4])
+  redis.call('SET', key, (counts[i] + 1) .. ':' .. ARGV[1], 'EX', ARGV[4])
 end
 return '0'
 """
@@ -85,8 +90,13 @@ return '0'
 _SUCCESS_SCRIPT = """
 redis.call('DEL', KEYS[1])
 for i = 2, #KEYS do
-  local n = tonumber(redis.call('HGET', KEYS[i], 'n'))
-  if n and n > 0 then redis.call('HINCRBY', KEYS[i], 'n', -1) end
+  local value = redis.call('GET', KEYS[i])
+  local ttl = redis.call('PTTL', KEYS[i])
+  if value and ttl > 0 then
+    local a, b = string.match(value, '^(%d+):(.+)$')
+    local n = tonumber(a) or 0
+    if n > 0 then redis.call('SET', KEYS[i], (n - 1) .. ':' .. b, 'PX', ttl) end
+  end
 end
 return 0
 """
