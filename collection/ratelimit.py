@@ -19,10 +19,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpRequest
 
 from collection.antibot import SPENT_SECONDS, Proof
 from collection.redis_store import redis_client
+from tenants.network import client_address as client_address  # its home; imported from here too
 
 logger = logging.getLogger(__name__)
 
@@ -43,18 +43,6 @@ class RateDecision:
     harder_proof: bool
     retry_after: int = 0
     bucket_kind: str = ""
-
-
-def client_address(request: HttpRequest) -> str:
-    """The client's address: REMOTE_ADDR, or the address a trusted proxy (TRUSTED_PROXY_HOPS) saw."""
-    hops = settings.TRUSTED_PROXY_HOPS
-    if hops > 0:
-        forwarded = [
-            part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()
-        ]
-        if len(forwarded) >= hops:
-            return forwarded[-hops]
-    return str(request.META.get("REMOTE_ADDR", ""))
 
 
 def buckets_of(address: str) -> list[Bucket]:

@@ -22,6 +22,8 @@ SIGNED_IN_MIDDLEWARE = (
     "django.middleware.locale.LocaleMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # 12 hours at most, 30 minutes idle (after authentication and messages: it signs out with a message).
+    "eci_platform.session_limits.SessionLimitsMiddleware",
 )
 SIGNED_IN_PREFIX = "/manage/"
 

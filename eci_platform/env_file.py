@@ -1,9 +1,10 @@
 """`.env` in the checkout: the development settings that commands in a second terminal share.
 
 The `dev` runner (`make dev`) writes it: DEBUG=1, the data folder and the addresses of the PostgreSQL and
-Redis it uses. The settings apply it only in development: when the process environment does not turn
-DEBUG off and the file itself says DEBUG=1; variables of the process environment win over the file's.
-A production process (DEBUG off) therefore never reads one, whatever lies in its working directory.
+Redis it uses. The settings apply it only in development: when the process environment itself sets DEBUG
+on and the file says DEBUG=1; variables of the process environment win over the file's. A process whose
+environment does not say DEBUG=1 (production, where DEBUG may simply be unset) never reads one, whatever
+lies in its working directory: a stray .env cannot switch a server into development mode.
 
 Django-free: the dev runner and the test setup use it before the settings exist.
 """
@@ -21,9 +22,10 @@ import environ
 ENV_FILE = Path(__file__).resolve().parent.parent / ".env"
 
 _HEADER = """\
-# Development settings (DEBUG=1) for manage.py in this checkout; never read when DEBUG is off, and the
-# process environment wins over every line. `make dev` rewrites DEBUG, ECI_DATA_DIR, DATABASE_URL,
-# REDIS_URL and EMAIL_URL each time it starts; lines of your own are kept.
+# Development settings (DEBUG=1) for manage.py in this checkout; read only when the process environment
+# sets DEBUG=1 itself (`DEBUG=1 .venv/bin/python manage.py ...`), and the process environment wins over
+# every line. `make dev` rewrites DEBUG, ECI_DATA_DIR, DATABASE_URL, REDIS_URL and EMAIL_URL each time it
+# starts; lines of your own are kept.
 """
 _ASSIGNMENT = re.compile(r"\A\s*(?:export\s+)?([A-Za-z_0-9]+)\s*=")
 
@@ -47,19 +49,16 @@ def env_file_read(path: Path = ENV_FILE) -> dict[str, str]:
 
 
 def debug_on(path: Path = ENV_FILE) -> bool:
-    """Whether the settings will run with DEBUG on: the process environment's DEBUG when it sets one,
-    otherwise a .env that says DEBUG=1."""
-    process = _flag(os.environ.get("DEBUG"))
-    if process is not None:
-        return process
-    return bool(_flag(env_file_read(path).get("DEBUG")))
+    """Whether the settings will run with DEBUG on: only when the process environment says so. A .env
+    never decides it (`path` is accepted for the callers' symmetry with env_file_apply)."""
+    return bool(_flag(os.environ.get("DEBUG")))
 
 
 def env_file_apply(path: Path = ENV_FILE) -> bool:
     """Add a development .env's variables to the process environment, under those already set. Only
-    when the process environment does not set DEBUG off and the file says DEBUG=1; returns whether it
-    was applied."""
-    if _flag(os.environ.get("DEBUG")) is False:
+    when the process environment sets DEBUG on explicitly and the file says DEBUG=1 too; returns
+    whether it was applied."""
+    if not debug_on(path):
         return False
     values = env_file_read(path)
     if not _flag(values.get("DEBUG")):

@@ -5,30 +5,22 @@ from another's host. So the check runs on every request: the user organises `req
 the database each time, so removing a membership ends access at once), and the session was opened on this
 initiative's site (a session copied to another host is refused even for someone who organises both).
 
-Failed sign-ins are counted in Redis per typed user name and per client network (/32, /64), for each
-initiative, under keyed hashes (no user name or address in Redis); over the limit the sign-in page answers
-429 without checking the password, whether the user exists or not.
+Sign-ins are throttled by tenants/throttle.py, on the same counters as the operator console's.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.core.cache import cache
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import translation
 
-from collection.ratelimit import buckets_of, client_address
-from collection.redis_store import redis_client
 from exports.selectors import organiser_of
 from tenants.models import Initiative
 
@@ -36,10 +28,6 @@ from tenants.models import Initiative
 SESSION_INITIATIVE_KEY = "manage_initiative"
 # The organiser pages are not translated yet: English, whatever the browser asks for.
 MANAGE_LANGUAGE = "en"
-
-LOGIN_WINDOW_SECONDS = 15 * 60  # counted from the last failure
-LOGIN_FAILURES_PER_ACCOUNT = 10
-LOGIN_FAILURES_PER_NETWORK = 50
 
 View = Callable[..., HttpResponseBase]
 
@@ -79,43 +67,9 @@ def organiser_required(view: View) -> View:
             back = request.get_full_path() if request.method in ("GET", "HEAD") else reverse("manage-exports")
             return redirect_to_login(back, reverse("manage-login"))
         bound = request.session.get(SESSION_INITIATIVE_KEY) == initiative.schema_name
-        if not (bound and organiser_of(user.pk, initiative.pk)):
+        staff = user.is_staff or user.is_superuser  # roles kept apart: never an organiser
+        if staff or not (bound and organiser_of(user.pk, initiative.pk)):
             return render(request, "manage/forbidden.html", manage_context(request), status=403)
         return view(request, *args, **kwargs)
 
     return guarded
-
-
-def _hashed(kind: str, value: str) -> str:
-    secret = hmac.new(settings.SECRET_KEY.encode(), b"manage-login", hashlib.sha256).digest()
-    return hmac.new(secret, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def _login_counters(request: HttpRequest, username: str) -> list[tuple[str, int]]:
-    initiative_id = current_initiative(request).pk
-    account = _hashed("account", username.strip().casefold())
-    network = _hashed("network", buckets_of(client_address(request))[0].network)
-    return [
-        (cache.make_key(f"manage-login:{initiative_id}:account:{account}"), LOGIN_FAILURES_PER_ACCOUNT),
-        (cache.make_key(f"manage-login:{initiative_id}:network:{network}"), LOGIN_FAILURES_PER_NETWORK),
-    ]
-
-
-def login_attempt_register(request: HttpRequest, username: str) -> bool:
-    """Count a sign-in attempt before its password is checked, and say whether it may go on: counting
-    first means simultaneous attempts cannot all slip under the limit. A success is uncounted."""
-    pipeline = redis_client().pipeline(transaction=False)
-    counters = _login_counters(request, username)
-    for key, _limit in counters:
-        pipeline.incr(key)
-        pipeline.expire(key, LOGIN_WINDOW_SECONDS)
-    counts = pipeline.execute()[0::2]
-    return all(int(count) <= limit for (_key, limit), count in zip(counters, counts, strict=True))
-
-
-def login_success_uncount(request: HttpRequest, username: str) -> None:
-    """A successful sign-in is not a failure: take back what `login_attempt_register` counted."""
-    pipeline = redis_client().pipeline(transaction=False)
-    for key, _limit in _login_counters(request, username):
-        pipeline.decr(key)
-    pipeline.execute()

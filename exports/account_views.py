@@ -22,10 +22,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from exports.access import (
-    LOGIN_WINDOW_SECONDS,
     current_initiative,
-    login_attempt_register,
-    login_success_uncount,
     manage_context,
     manage_language_activate,
 )
@@ -48,6 +45,7 @@ from tenants.organisers import (
     invitation_problem,
     organiser_invitation_accept,
 )
+from tenants.throttle import signin_attempt_register, signin_failed, signin_succeeded
 
 INVITATION_SESSION_KEY = "manage_invitation_token"
 # The address the page continues at once the token is in the session (not a token: too short for one).
@@ -104,10 +102,12 @@ def invitation_page(request: HttpRequest, token: str) -> HttpResponse:
     if request.method != "POST":
         return render(request, "manage/invitation.html", context)
     # An existing account's password is guessed here no more often than on the sign-in page.
-    if not new_password and not login_attempt_register(request, invitation.email):
-        response = render(request, "manage/invitation.html", {**context, "blocked": True}, status=429)
-        response["Retry-After"] = str(LOGIN_WINDOW_SECONDS)
-        return response
+    if not new_password:
+        attempt = signin_attempt_register(request, invitation.email)
+        if not attempt.allowed:
+            response = render(request, "manage/invitation.html", {**context, "blocked": True}, status=429)
+            response["Retry-After"] = str(attempt.retry_after)
+            return response
     if form.is_valid():
         password = form.password() if new_password else form.password_value()
         try:
@@ -120,9 +120,11 @@ def invitation_page(request: HttpRequest, token: str) -> HttpResponse:
         else:
             request.session.pop(INVITATION_SESSION_KEY, None)
             if not new_password:
-                login_success_uncount(request, invitation.email)
+                signin_succeeded(request, invitation.email)
             messages.success(request, "You are now an organiser of this initiative. Sign in to continue.")
             return _see_other(reverse("manage-login"))
+    if not new_password:
+        signin_failed(request, invitation.email, console="manage", initiative=invitation.initiative)
     return render(request, "manage/invitation.html", context, status=400)
 
 

@@ -20,10 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from collection.forms import nationality_choices
 from exports.access import (
-    LOGIN_WINDOW_SECONDS,
     current_initiative,
-    login_attempt_register,
-    login_success_uncount,
     manage_context,
     manage_language_activate,
     organiser_required,
@@ -48,6 +45,7 @@ from exports.selectors import (
     export_unavailable_reason,
 )
 from exports.services import ExportRefusedError, export_request
+from tenants.throttle import retry_after_text, signin_attempt_register, signin_failed, signin_succeeded
 
 # While a job is queued or running the page reloads itself this often (no script: CSP forbids inline).
 REFRESH_SECONDS = 5
@@ -69,8 +67,8 @@ def _user_id(request: HttpRequest) -> int:
 
 
 class OrganiserLoginView(LoginView):
-    """GET /manage/login/, POST to sign in. Counts failures; over the limit answers 429 without trying
-    the password."""
+    """GET /manage/login/, POST to sign in. Throttled (tenants/throttle.py): while a delay runs it answers
+    429 without trying the password. Staff accounts are refused (OrganiserAuthenticationForm)."""
 
     template_name = "manage/login.html"
     authentication_form = OrganiserAuthenticationForm
@@ -86,20 +84,28 @@ class OrganiserLoginView(LoginView):
         return {**super().get_context_data(**kwargs), **manage_context(self.request)}
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not login_attempt_register(request, request.POST.get("username", "")):
-            response = self.render_to_response(self.get_context_data(form=self.get_form(), blocked=True))
+        attempt = signin_attempt_register(request, request.POST.get("username", ""))
+        if not attempt.allowed:
+            wait = retry_after_text(attempt.retry_after)
+            response = self.render_to_response(self.get_context_data(form=self.get_form(), blocked=wait))
             response.status_code = 429
-            response["Retry-After"] = str(LOGIN_WINDOW_SECONDS)
+            response["Retry-After"] = str(attempt.retry_after)
             return response
         return super().post(request, *args, **kwargs)
 
     def form_valid(self, form: OrganiserAuthenticationForm) -> HttpResponse:  # type: ignore[override]
         response = super().form_valid(form)
         session_bind(self.request)
-        login_success_uncount(self.request, self.request.POST.get("username", ""))
+        signin_succeeded(self.request, self.request.POST.get("username", ""))
         return response
 
     def form_invalid(self, form: OrganiserAuthenticationForm) -> HttpResponse:  # type: ignore[override]
+        signin_failed(
+            self.request,
+            self.request.POST.get("username", ""),
+            console="manage",
+            initiative=current_initiative(self.request),
+        )
         response = super().form_invalid(form)
         response.status_code = 400
         return response

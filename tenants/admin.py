@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.forms import UserChangeForm
 from django.contrib.auth.models import Group, User
 from django.db import models
 from django.db.models import QuerySet
@@ -41,6 +43,7 @@ from tenants.models import (
 )
 from tenants.onboarding import OnboardingError, initiative_onboard
 from tenants.register import REGISTER_FIELDS
+from tenants.roles import ORGANISER_CANNOT_BE_STAFF, user_organises, user_privileged
 from tenants.services import (
     EDITABLE_DETAILS,
     RegisterCorrectionError,
@@ -50,6 +53,7 @@ from tenants.services import (
     initiative_register_correct,
     initiative_transition,
 )
+from tenants.throttle import retry_after_text, signin_attempt_register, signin_failed, signin_succeeded
 
 
 class OperatorSite(admin.AdminSite):
@@ -60,6 +64,29 @@ class OperatorSite(admin.AdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user
         return bool(user.is_active and user.is_staff)
+
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """Django's admin sign-in behind the throttle the organisers' sign-in shares (tenants/throttle.py):
+        while a delay runs the answer is 429 and no password is checked; refusals are audited."""
+        if request.method != "POST" or self.has_permission(request):
+            return super().login(request, extra_context)  # a page to show, or already signed in
+        username = request.POST.get("username", "")
+        attempt = signin_attempt_register(request, username)
+        if not attempt.allowed:
+            context = {
+                **self.each_context(request),
+                "title": "Too many failed sign-ins",
+                "wait": retry_after_text(attempt.retry_after),
+            }
+            throttled = TemplateResponse(request, "operator/signin_throttled.html", context, status=429)
+            throttled["Retry-After"] = str(attempt.retry_after)
+            return throttled
+        response = super().login(request, extra_context)
+        if self.has_permission(request):
+            signin_succeeded(request, username)
+        else:
+            signin_failed(request, username, console="operator")
+        return response
 
 
 operator_site = OperatorSite(name="operator")
@@ -442,5 +469,60 @@ operator_site.register(LegalHold, LegalHoldAdmin)
 operator_site.register(DestructionRecord, DestructionRecordAdmin)
 
 # Operator accounts are managed in the same console.
-operator_site.register(User, UserAdmin)
-operator_site.register(Group, GroupAdmin)
+# Privileges: only a superuser grants them -------------------------------------------------------------
+
+PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+
+class OperatorUserChangeForm(UserChangeForm):
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        # Roles kept apart (tenants/roles.py): said on the form rather than refused by the model.
+        privileged = cleaned.get("is_staff", self.instance.is_staff) or cleaned.get(
+            "is_superuser", self.instance.is_superuser
+        )
+        if privileged and user_organises(self.instance.pk):
+            raise forms.ValidationError(ORGANISER_CANNOT_BE_STAFF)
+        return cleaned
+
+
+class OperatorUserAdmin(UserAdmin):
+    """Django's user admin, where only a superuser changes staff status, superuser status, groups and
+    permissions (others see them read-only), and only a superuser changes a staff or superuser account
+    (its password included): otherwise any staff member with the "change user" permission could make
+    themselves or a friend superuser, or take over a more privileged colleague's account."""
+
+    form = OperatorUserChangeForm
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser:
+            return readonly
+        return readonly + tuple(field for field in PRIVILEGE_FIELDS if field not in readonly)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and user_privileged(obj) and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and user_privileged(obj) and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+class OperatorGroupAdmin(GroupAdmin):
+    """A group's permissions are privileges: only a superuser adds, changes or deletes groups."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+
+operator_site.register(User, OperatorUserAdmin)
+operator_site.register(Group, OperatorGroupAdmin)

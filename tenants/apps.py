@@ -9,3 +9,11 @@ class TenantsConfig(AppConfig):
         from tenants import guard, tasks  # noqa: F401  (declares its tasks: services send them by name, in any process)
 
         guard.install()
+
+        from django.contrib.auth import get_user_model
+        from django.db.models.signals import pre_save
+
+        from tenants.roles import user_roles_check
+
+        # Roles kept apart: an organiser never becomes staff, whichever path saves the user.
+        pre_save.connect(user_roles_check, sender=get_user_model(), dispatch_uid="tenants.user_roles_check")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
-from django.db import models
+from django.db import models, transaction
 from django_tenants.models import DomainMixin, TenantMixin
 
 from regulation.periods import collection_end
@@ -124,6 +125,14 @@ class OrganiserMembership(models.Model):
 
     def __str__(self) -> str:
         return f"organiser {self.user_id} of {self.initiative_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Roles kept apart (tenants/roles.py): a staff or superuser account never organises.
+        from tenants.roles import membership_check
+
+        with transaction.atomic():
+            membership_check(self.user_id)
+            super().save(*args, **kwargs)
 
 
 class OrganiserInvitation(models.Model):

@@ -41,6 +41,7 @@ from tenants.register import (
     contact_persons_problems,
     register_url_problems,
 )
+from tenants.roles import STAFF_CANNOT_ORGANISE, user_privileged
 from tenants.services import initiative_transition
 from workers.base import task_send
 from workers.transient import TRANSIENT_ERRORS
@@ -174,6 +175,10 @@ def onboarding_errors(request: OnboardingRequest) -> dict[str, list[str]]:
             validate_email(request.organiser_email)
         except ValidationError:
             add("organiser_email", "Enter a valid e-mail address.")
+        else:
+            existing = get_user_model().objects.filter(username=request.organiser_email.lower()).first()
+            if existing is not None and user_privileged(existing):
+                add("organiser_email", STAFF_CANNOT_ORGANISE)
     return errors
 
 

@@ -15,7 +15,8 @@ from eci_platform.env_file import env_file_apply
 env = environ.Env()
 
 # `make dev` writes a .env so that commands in a second terminal reach its services; it counts only in
-# development (DEBUG not off in the process environment, DEBUG=1 in the file), under the process's own.
+# development: DEBUG=1 set in the process environment itself (never by the file alone) and DEBUG=1 in the
+# file, under the process's own variables.
 env_file_apply()
 
 DEBUG: bool = env.bool("DEBUG", default=False)

@@ -73,7 +73,7 @@ def test_a_new_dot_env_says_what_it_is_and_is_private(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("process", "file", "debug", "applied"),
     [
-        ({}, "DEBUG=1\n", True, True),
+        ({}, "DEBUG=1\n", False, False),  # a .env alone never switches development on
         ({"DEBUG": "1"}, "DEBUG=1\n", True, True),
         ({"DEBUG": "1"}, "", True, False),  # a .env is development's only when it says so
         ({"DEBUG": "0"}, "DEBUG=1\n", False, False),  # the process environment wins

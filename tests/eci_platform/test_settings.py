@@ -39,11 +39,11 @@ DECIDED = {
 }
 
 
-def _start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _start(env: dict[str, str], probe: str = CHECK) -> subprocess.CompletedProcess[str]:
     base = {key: value for key, value in os.environ.items() if key not in DECIDED}
     base.update({"DJANGO_SETTINGS_MODULE": "eci_platform.settings"}, **env)
     return subprocess.run(
-        [sys.executable, "-c", CHECK],
+        [sys.executable, "-c", probe],
         cwd=REPOSITORY_ROOT,
         env=base,
         capture_output=True,
@@ -264,7 +264,7 @@ def test_a_dot_env_that_does_not_say_debug_1_is_never_read(
         assert message == "The environment variable REDIS_URL is required."
 
 
-@pytest.mark.parametrize("process_debug", [{}, {"DEBUG": "1"}, {"DEBUG": "true"}])
+@pytest.mark.parametrize("process_debug", [{"DEBUG": "1"}, {"DEBUG": "true"}])
 def test_in_development_the_dot_env_fills_in_what_the_environment_does_not_set(
     checkout: Path, process_debug: dict[str, str]
 ) -> None:
@@ -313,3 +313,59 @@ def test_the_smtp_server_comes_from_email_url_and_its_password_is_no_setting_of_
         "True",
         "False",
     ]
+
+
+def test_a_stray_dot_env_saying_debug_1_does_not_switch_a_process_without_debug_to_development(
+    checkout: Path,
+) -> None:
+    """Production that leaves DEBUG unset, with a development .env lying next to the code."""
+    (checkout / ".env").write_text("DEBUG=1\nALTCHA_COST=7\nSECRET_KEY=from-the-dot-env-" + "x" * 40 + "\n")
+    production = {key: value for key, value in FULL.items() if key != "DEBUG"}
+    result = _start_in(checkout, production, PROBE)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1].split() == [
+        "False",  # not the .env's DEBUG=1
+        "eci.example.eu",
+        "50000",  # not the .env's 7
+        "postgres",
+        "redis://127.0.0.1:6379/0",
+    ]
+    without_secret = {key: value for key, value in production.items() if key != "SECRET_KEY"}
+    result = _start_in(checkout, without_secret)
+    assert result.returncode != 0
+    assert "The environment variable SECRET_KEY is required (DEBUG is off" in result.stderr
+
+
+HTTP_PROBE = """
+import django
+django.setup()
+from django.test import Client
+client = Client(HTTP_HOST="eci.example.eu")
+behind_tls = client.get("/operator/login/", HTTP_X_FORWARDED_PROTO="https")
+print(behind_tls.status_code, behind_tls.get("Strict-Transport-Security"))
+for name in ("sessionid", "csrftoken"):
+    cookie = behind_tls.cookies.get(name)
+    print(name, bool(cookie and cookie["secure"]))
+plain = client.get("/operator/login/")
+print(plain.status_code, plain.get("Location"), plain.get("Strict-Transport-Security"))
+print(client.get("/livez").status_code)
+"""
+
+
+@pytest.mark.django_db
+def test_with_debug_off_https_is_enforced_with_hsts_over_http() -> None:
+    """A process started as production (DEBUG unset) answers the console behind the TLS proxy with HSTS
+    covering the initiatives' subdomains, and redirects plain HTTP; the probes still answer on HTTP."""
+    from django.db import connection
+
+    database = connection.settings_dict
+    address = f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:{database['PORT']}"
+    production = {key: value for key, value in FULL.items() if key != "DEBUG"}
+    production["DATABASE_URL"] = f"{address}/{database['NAME']}"
+    result = _start(production | {"SECURE_HSTS_SECONDS": "63072000"}, probe=HTTP_PROBE)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "200 max-age=63072000; includeSubDomains"
+    assert lines[1:3] == ["sessionid False", "csrftoken True"]  # no session yet on a GET; CSRF secure
+    assert lines[3] == "301 https://eci.example.eu/operator/login/ None"
+    assert lines[4] == "200"

@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from exports import access
+from tenants import throttle
 from tenants.models import OrganiserMembership
 from tests.conftest import client_for, host_of
 from tests.exports.conftest import PASSWORD, Factory, MakeUser
@@ -91,7 +91,7 @@ def test_sign_in_follows_a_local_next_only(exporting_factory: Factory, make_user
 def test_repeated_failed_sign_ins_are_refused_for_a_while_even_with_the_right_password(
     exporting_factory: Factory, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(access, "LOGIN_FAILURES_PER_ACCOUNT", 3)
+    monkeypatch.setitem(throttle.FREE_FAILURES, throttle.ACCOUNT_FROM_NETWORK, 3)
     exporting = exporting_factory({"DE": 1})
     organiser, colleague = make_user(exporting.initiative), make_user(exporting.initiative)
     client = client_for(exporting.initiative)
@@ -100,6 +100,7 @@ def test_repeated_failed_sign_ins_are_refused_for_a_while_even_with_the_right_pa
     blocked = client.post(LOGIN, {"username": organiser.username, "password": PASSWORD})
     assert blocked.status_code == 429 and int(blocked["Retry-After"]) > 0
     assert "Too many failed sign-ins" in page_text(blocked)
+    assert "Please try again in 30 seconds" in page_text(blocked)
     assert client.get(EXPORTS).status_code == 302
     # An unknown name is counted the same way: the answer tells nothing about who exists.
     for _attempt in range(3):
@@ -130,7 +131,7 @@ def test_simultaneous_failed_sign_ins_cannot_slip_under_the_limit_together(
 
     from django.db import connection
 
-    monkeypatch.setattr(access, "LOGIN_FAILURES_PER_ACCOUNT", 3)
+    monkeypatch.setitem(throttle.FREE_FAILURES, throttle.ACCOUNT_FROM_NETWORK, 3)
     exporting = exporting_factory({"DE": 1})
     organiser = make_user(exporting.initiative)
     start = threading.Barrier(8)
