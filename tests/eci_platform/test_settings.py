@@ -33,6 +33,7 @@ DECIDED = {
     "EXPORT_SIGNING_CERTIFICATE_FILE",
     "OPERATOR_NAME",
     "OPERATOR_CONTACT_EMAIL",
+    "SECURITY_CONTACT_EMAIL",
     "ALTCHA_COST",
 }
 
@@ -62,6 +63,7 @@ FULL = {
     "EXPORT_SIGNING_CERTIFICATE_FILE": "/run/secrets/export-signing.crt",
     "OPERATOR_NAME": "Example Collection Services",
     "OPERATOR_CONTACT_EMAIL": "privacy@collection.example.eu",
+    "SECURITY_CONTACT_EMAIL": "security@collection.example.eu",
 }
 
 
@@ -78,6 +80,7 @@ FULL = {
         "EXPORT_SIGNING_CERTIFICATE_FILE",
         "OPERATOR_NAME",
         "OPERATOR_CONTACT_EMAIL",
+        "SECURITY_CONTACT_EMAIL",
     ],
 )
 def test_a_missing_required_variable_stops_start_up_and_is_named(missing: str) -> None:
