@@ -75,7 +75,9 @@ def export_setup(
     with django_db_blocker.unblock():
         authority_register(country=COUNTRY, certificate_pem=certificate, actor="bench")
         authority_confirm(
-            country=COUNTRY, fingerprint=certificate_fingerprint(certificate_load(certificate)), actor="bench"
+            country=COUNTRY,
+            fingerprint=certificate_fingerprint(certificate_load(certificate)),
+            actor="bench-confirmation",
         )
         try:
             yield {

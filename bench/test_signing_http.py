@@ -225,6 +225,7 @@ def test_accepted_statements_per_second_against_gunicorn(
         OPERATOR_CONTACT_EMAIL="privacy@bench.example.eu",
         EMAIL_URL="smtp://127.0.0.1:1",  # required in production; signing sends no e-mail
         EMAIL_FROM="no-reply@bench.example.eu",
+        SECURITY_CONTACT_EMAIL="security@bench.example.eu",
         **limits,
     )
     options = ["--workers", str(WORKERS), "--worker-class", WORKER_CLASS, "--backlog", "2048"]

@@ -50,6 +50,9 @@ def _development_default(configured: str, name: str) -> bool:
 
 
 DEMO_ACTOR = "make-dev"
+# The demonstration certificates are made here, so the second pair of eyes is a name only: the four-eyes
+# check (tenants/authorities.py) refuses the same actor for both steps.
+DEMO_CONFIRMING_ACTOR = "make-dev-confirmation"
 
 
 def _write_secret(path: Path, data: bytes) -> None:
@@ -102,6 +105,6 @@ def demo_authorities_ensure() -> list[str]:
             name=f"Demonstration authority {code}",
             actor=DEMO_ACTOR,
         )
-        authority_confirm(country=code, fingerprint=fingerprint, actor=DEMO_ACTOR)
+        authority_confirm(country=code, fingerprint=fingerprint, actor=DEMO_CONFIRMING_ACTOR)
         done.append(code)
     return done

@@ -23,7 +23,15 @@ from tenants.admin_deadlines import (
 )
 from tenants.admin_organisers import organiser_urls
 from tenants.admin_submission import submission_urls
-from tenants.authorities import AuthorityError, authority_confirm, authority_problem, authority_register
+from tenants.authorities import (
+    AuthorityError,
+    NotificationError,
+    SameOperatorError,
+    authority_confirm,
+    authority_problem,
+    authority_register,
+    fingerprint_shown,
+)
 from tenants.forms import (
     AuthorityConfirmationForm,
     AuthorityRegistrationForm,
@@ -361,14 +369,30 @@ class CompetentAuthorityAdmin(ReadOnlyAdmin):
     list_display = (
         "country",
         "name",
-        "fingerprint_sha256",
+        "fingerprint",
         "not_after",
         "registered_by",
         "confirmed_by",
         "usable",
     )
-    readonly_fields = [field.name for field in CompetentAuthority._meta.fields]
     change_form_template = "operator/authority_change_form.html"
+    # Before confirmation neither the fingerprint nor the certificate it is computed from is shown: the
+    # confirming operator types in what the authority said (four eyes, tenants/authorities.py).
+    UNCONFIRMED_HIDDEN = ("fingerprint_sha256", "certificate_pem")
+
+    def _shown(self, obj: CompetentAuthority | None) -> tuple[str, ...]:
+        hidden = self.UNCONFIRMED_HIDDEN if obj is None or obj.confirmed_at is None else ()
+        return tuple(f.name for f in CompetentAuthority._meta.fields if f.name not in hidden)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return self._shown(obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return self._shown(obj)
+
+    @admin.display(description="SHA-256 fingerprint")
+    def fingerprint(self, authority: CompetentAuthority) -> str:
+        return fingerprint_shown(authority) or "(shown once confirmed)"
 
     @admin.display(boolean=True, description="usable for exports")
     def usable(self, authority: CompetentAuthority) -> bool:
@@ -394,7 +418,13 @@ class CompetentAuthorityAdmin(ReadOnlyAdmin):
         return HttpResponseRedirect(reverse("operator:tenants_competentauthority_register"))
 
     def _form_page(
-        self, request: HttpRequest, form: Any, title: str, submit: str, intro: str = ""
+        self,
+        request: HttpRequest,
+        form: Any,
+        title: str,
+        submit: str,
+        intro: str = "",
+        status: int | None = None,
     ) -> HttpResponse:
         context = {
             **self.admin_site.each_context(request),
@@ -404,13 +434,15 @@ class CompetentAuthorityAdmin(ReadOnlyAdmin):
             "submit_label": submit,
             "intro": intro,
         }
-        status = 400 if request.method == "POST" else 200
+        if status is None:
+            status = 400 if request.method == "POST" else 200
         return TemplateResponse(request, "operator/form.html", context, status=status)
 
     def register_view(self, request: HttpRequest) -> HttpResponse:
         if not request.user.has_perm("tenants.add_competentauthority"):
             return HttpResponse(status=403)
         form = AuthorityRegistrationForm(request.POST or None, request.FILES or None)
+        status = None
         if request.method == "POST" and form.is_valid():
             try:
                 authority = authority_register(
@@ -419,20 +451,25 @@ class CompetentAuthorityAdmin(ReadOnlyAdmin):
                     name=form.cleaned_data["name"],
                     actor=request.user.get_username(),
                 )
+            except NotificationError as error:
+                form.add_error(None, str(error))
+                status = 503
             except AuthorityError as error:
                 form.add_error("certificate", str(error))
             else:
+                # No fingerprint here: another operator types it in from the authority's own word.
                 self.message_user(
                     request,
-                    f"Registered the certificate of {authority.country} "
-                    f"(SHA-256 {authority.fingerprint_sha256}). Confirm it with the fingerprint the "
-                    "authority gives you through another channel.",
+                    f"Registered the certificate of {authority.country}. No export uses it until another "
+                    "operator confirms it with the fingerprint the authority gives through another channel.",
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(
                     reverse("operator:tenants_competentauthority_change", args=[authority.pk])
                 )
-        return self._form_page(request, form, "Register a competent authority's certificate", "Register")
+        return self._form_page(
+            request, form, "Register a competent authority's certificate", "Register", status=status
+        )
 
     def confirm_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if not request.user.has_perm("tenants.change_competentauthority"):
@@ -441,6 +478,7 @@ class CompetentAuthorityAdmin(ReadOnlyAdmin):
         if authority is None:
             return HttpResponse(status=404)
         form = AuthorityConfirmationForm(request.POST or None)
+        status = None
         if request.method == "POST" and form.is_valid():
             try:
                 authority_confirm(
@@ -448,6 +486,12 @@ class CompetentAuthorityAdmin(ReadOnlyAdmin):
                     fingerprint=form.cleaned_data["fingerprint"],
                     actor=request.user.get_username(),
                 )
+            except SameOperatorError as error:
+                form.add_error(None, str(error))
+                status = 403
+            except NotificationError as error:
+                form.add_error(None, str(error))
+                status = 503
             except AuthorityError as error:
                 form.add_error("fingerprint", str(error))
             else:
@@ -457,11 +501,13 @@ class CompetentAuthorityAdmin(ReadOnlyAdmin):
                 return HttpResponseRedirect(reverse("operator:tenants_competentauthority_changelist"))
         intro = (
             f"Certificate of {authority.country}: {authority.subject}, "
-            f"valid until {authority.not_after:%Y-%m-%d}. Type in the fingerprint the authority gave "
-            "you; do not copy it from this page."
+            f"valid until {authority.not_after:%Y-%m-%d}, registered by {authority.registered_by}. Type in "
+            "the fingerprint the authority gave you through another channel."
         )
+        if authority.registered_by == request.user.get_username():
+            intro += " You registered this certificate: another operator must confirm it (four eyes)."
         return self._form_page(
-            request, form, f"Confirm the certificate of {authority.country}", "Confirm", intro
+            request, form, f"Confirm the certificate of {authority.country}", "Confirm", intro, status
         )
 
 

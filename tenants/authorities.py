@@ -1,13 +1,22 @@
 """The competent-authority registry (public schema): per Member State the certificate its exports are
 encrypted to, registered by one step and confirmed by another that types in the fingerprint the authority
-gave through a second channel. Every change is in the audit log."""
+gave through a second channel.
+
+Four eyes: the operator who confirms must not be the one who registered, and the fingerprint is never
+shown before it is confirmed (a confirmer who could copy it would compare nothing). Every registration
+and confirmation is in the audit log and e-mailed to the operator's security contact
+(SECURITY_CONTACT_EMAIL), so that a certificate slipped in by one person is seen by another."""
 
 from __future__ import annotations
 
 import datetime
+import logging
+import smtplib
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,12 +27,54 @@ from eci_crypto.certificates import (
     fingerprint_normalised,
 )
 from regulation.member_states import member_state
-from tenants.audit import audit_record
+from tenants.audit import COMMAND_LINE_ACTOR, SYSTEM_ACTOR, audit_record
 from tenants.models import CompetentAuthority
+
+logger = logging.getLogger(__name__)
+
+# Actors that name no person: nobody can tell whether they are the registrant, so they cannot confirm.
+ANONYMOUS_ACTORS = frozenset({"", COMMAND_LINE_ACTOR, SYSTEM_ACTOR})
 
 
 class AuthorityError(Exception):
     """A registration, confirmation or use the registry refuses; the message says why, for people."""
+
+
+class SameOperatorError(AuthorityError):
+    """A confirmation by the operator who registered the certificate (or by nobody in particular)."""
+
+
+class NotificationError(AuthorityError):
+    """The security contact could not be told; the registration or confirmation was undone."""
+
+
+def fingerprint_shown(authority: CompetentAuthority) -> str | None:
+    """The fingerprint as pages, commands and their JSON may show it: only once it is confirmed."""
+    return authority.fingerprint_sha256 if authority.confirmed_at else None
+
+
+def _security_contact_notify(subject: str, lines: list[str]) -> None:
+    """E-mail the operator's security contact. Names only countries, operator accounts, dates and
+    certificate serials: no personal data of signatories and, before confirmation, no fingerprint."""
+    send_mail(
+        f"[ECI platform] {subject}",
+        "\n".join([*lines, "", "If you did not expect this, check the operator audit log now."]),
+        settings.DEFAULT_FROM_EMAIL,
+        [settings.SECURITY_CONTACT_EMAIL],
+        fail_silently=False,
+    )
+
+
+def _notify_or_undo(subject: str, lines: list[str]) -> None:
+    """Inside the writing transaction: a change the security contact does not hear of is not made."""
+    try:
+        _security_contact_notify(subject, lines)
+    except (smtplib.SMTPException, OSError) as error:
+        logger.warning("authority registry: security contact not reachable (%s)", type(error).__name__)
+        raise NotificationError(
+            "The security contact could not be e-mailed, so nothing was changed: check the e-mail "
+            "settings (EMAIL_URL, SECURITY_CONTACT_EMAIL) and try again."
+        ) from None
 
 
 def _country_checked(country: str) -> str:
@@ -46,6 +97,7 @@ def authority_register(
     if certificate.not_valid_after_utc <= timezone.now():
         raise AuthorityError(f"The certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d}.")
     fingerprint = certificate_fingerprint(certificate)
+    serial = format(certificate.serial_number, "x")
     values = {
         "name": name[:200],
         "certificate_pem": certificate.public_bytes(Encoding.PEM).decode(),
@@ -60,19 +112,49 @@ def authority_register(
     }
     with transaction.atomic():
         authority, _created = CompetentAuthority.objects.update_or_create(country=code, defaults=values)
-        audit_record(actor=actor, action="authority.registered", country=code, fingerprint=fingerprint)
+        # The serial identifies the certificate for the record; the fingerprint waits for confirmation.
+        audit_record(actor=actor, action="authority.registered", country=code, serial=serial)
+        _notify_or_undo(
+            f"certificate registered for {code}",
+            [
+                f"A competent-authority certificate for {code} was registered by {actor}.",
+                f"Serial number: {serial}; valid {authority.not_before:%Y-%m-%d} to "
+                f"{authority.not_after:%Y-%m-%d}.",
+                "No export uses it until another operator confirms its fingerprint.",
+            ],
+        )
     return authority
 
 
 def authority_confirm(*, country: str, fingerprint: str, actor: str) -> CompetentAuthority:
-    """Confirm a registered certificate by its SHA-256 fingerprint (colons and case do not matter)."""
+    """Confirm a registered certificate by its SHA-256 fingerprint (colons and case do not matter).
+    `actor` must name a person other than the one who registered it (four eyes)."""
     code = _country_checked(country)
+    refusal: AuthorityError | None = None
+    reason = ""
     with transaction.atomic():
         authority = CompetentAuthority.objects.select_for_update().filter(country=code).first()
         if authority is None:
             raise AuthorityError(f"No certificate is registered for {code}.")
-        matches = fingerprint_normalised(fingerprint) == authority.fingerprint_sha256
-        if matches:
+        if actor in ANONYMOUS_ACTORS or actor == authority.registered_by:
+            # Checked before the fingerprint: the registrant learns nothing here.
+            refusal = SameOperatorError(
+                f"The certificate of {code} was registered by {authority.registered_by or 'nobody named'}"
+                + (
+                    ": another operator must confirm it (four eyes)."
+                    if actor not in ANONYMOUS_ACTORS
+                    else "; a confirmation must name the operator who makes it (four eyes)."
+                )
+            )
+            reason = "same_operator" if actor not in ANONYMOUS_ACTORS else "no_operator_named"
+        elif fingerprint_normalised(fingerprint) != authority.fingerprint_sha256:
+            # The registered fingerprint is not repeated: confirming means comparing, not copying.
+            refusal = AuthorityError(
+                f"The fingerprint does not match the certificate registered for {code}: check it with the "
+                "authority, or register the certificate it really uses."
+            )
+            reason = "fingerprint_mismatch"
+        else:
             authority.confirmed_by = actor
             authority.confirmed_at = timezone.now()
             authority.save(update_fields=["confirmed_by", "confirmed_at"])
@@ -81,16 +163,36 @@ def authority_confirm(*, country: str, fingerprint: str, actor: str) -> Competen
                 action="authority.confirmed",
                 country=code,
                 fingerprint=authority.fingerprint_sha256,
+                registered_by=authority.registered_by,
             )
-    if not matches:
-        # Outside the transaction: the refusal itself is kept in the audit log.
-        audit_record(actor=actor, action="authority.confirmation_refused", country=code)
-        # The registered fingerprint is not repeated: confirming means comparing, not copying.
-        raise AuthorityError(
-            f"The fingerprint does not match the certificate registered for {code}: check it with the "
-            "authority, or register the certificate it really uses."
-        )
+            _notify_or_undo(
+                f"certificate confirmed for {code}",
+                [
+                    f"The competent-authority certificate for {code}, registered by "
+                    f"{authority.registered_by}, was confirmed by {actor}.",
+                    f"SHA-256 fingerprint: {authority.fingerprint_sha256}",
+                    "Exports to this Member State are now encrypted to it.",
+                ],
+            )
+    if refusal is not None:
+        # Outside the transaction: the refusal itself is kept in the audit log, and nothing else changed.
+        audit_record(actor=actor, action="authority.confirmation_refused", country=code, reason=reason)
+        if reason == "same_operator":
+            _refusal_notify(code, actor)
+        raise refusal
     return authority
+
+
+def _refusal_notify(code: str, actor: str) -> None:
+    """A registrant confirming their own certificate is worth a look; the refusal stands even if the
+    mail cannot go out (it is in the audit log)."""
+    try:
+        _security_contact_notify(
+            f"self-confirmation refused for {code}",
+            [f"{actor} tried to confirm the certificate for {code} that they registered; it was refused."],
+        )
+    except (smtplib.SMTPException, OSError) as error:
+        logger.warning("authority registry: security contact not reachable (%s)", type(error).__name__)
 
 
 def authority_problem(authority: CompetentAuthority | None, country: str, *, at: datetime.datetime) -> str:

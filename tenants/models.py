@@ -11,6 +11,7 @@ from django.db import models, transaction
 from django_tenants.models import DomainMixin, TenantMixin
 
 from regulation.periods import collection_end
+from tenants.roles import membership_check
 
 
 class InitiativeState(models.TextChoices):
@@ -128,8 +129,6 @@ class OrganiserMembership(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         # Roles kept apart (tenants/roles.py): a staff or superuser account never organises.
-        from tenants.roles import membership_check
-
         with transaction.atomic():
             membership_check(self.user_id)
             super().save(*args, **kwargs)

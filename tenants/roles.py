@@ -36,9 +36,9 @@ def user_privileged(user: Any) -> bool:
 
 
 def user_organises(user_id: int | None) -> bool:
-    from tenants.models import OrganiserMembership
-
-    return user_id is not None and OrganiserMembership.objects.filter(user_id=user_id).exists()
+    # Through the memberships' reverse name: this module is imported by tenants.models.
+    users = get_user_model()._default_manager
+    return user_id is not None and users.filter(pk=user_id, organiser_of__isnull=False).exists()
 
 
 def _user_row_lock(user_id: int) -> Any:

@@ -134,6 +134,9 @@ CSRF_FAILURE_VIEW = "eci_platform.error_pages.csrf_failure"
 # Required in production: a privacy notice that names no real controller is not one.
 OPERATOR_NAME = required("OPERATOR_NAME", dev_default="ECI Collection Platform operator (development)")
 OPERATOR_CONTACT_EMAIL = required("OPERATOR_CONTACT_EMAIL", dev_default="data-protection@example.org")
+# Who hears of every registration and confirmation of an authority certificate (tenants/authorities.py):
+# someone outside the day-to-day operators, so that one operator's change is seen by another person.
+SECURITY_CONTACT_EMAIL = required("SECURITY_CONTACT_EMAIL", dev_default="security@example.org")
 
 # The scheme and port under which initiative sites are reached, for links shown to people.
 PUBLIC_URL_SCHEME = optional("PUBLIC_URL_SCHEME", "http" if DEBUG else "https")

@@ -33,6 +33,7 @@ DECIDED = {
     "EXPORT_SIGNING_CERTIFICATE_FILE",
     "OPERATOR_NAME",
     "OPERATOR_CONTACT_EMAIL",
+    "SECURITY_CONTACT_EMAIL",
     "ALTCHA_COST",
     "EMAIL_URL",
     "EMAIL_FROM",
@@ -66,6 +67,7 @@ FULL = {
     "OPERATOR_CONTACT_EMAIL": "privacy@collection.example.eu",
     "EMAIL_URL": "smtp+tls://platform%40collection.example.eu:secret@smtp.example.eu:587",
     "EMAIL_FROM": "ECI platform <no-reply@collection.example.eu>",
+    "SECURITY_CONTACT_EMAIL": "security@collection.example.eu",
 }
 
 
@@ -84,6 +86,7 @@ FULL = {
         "OPERATOR_CONTACT_EMAIL",
         "EMAIL_URL",
         "EMAIL_FROM",
+        "SECURITY_CONTACT_EMAIL",
     ],
 )
 def test_a_missing_required_variable_stops_start_up_and_is_named(missing: str) -> None:

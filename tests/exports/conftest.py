@@ -89,7 +89,8 @@ def authority_keys(
     with django_db_blocker.unblock():
         for code in member_states():
             authority_register(country=code, certificate_pem=certificate_pem, actor="test-setup")
-            authority_confirm(country=code, fingerprint=fingerprint, actor="test-setup")
+            # Four eyes: another actor confirms what "test-setup" registered.
+            authority_confirm(country=code, fingerprint=fingerprint, actor="test-setup-confirmation")
     yield AuthorityKeys(private_key_pem, certificate_pem, key_path, certificate_path)
     with django_db_blocker.unblock():
         CompetentAuthority.objects.all().delete()

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import close_old_connections
 from django.test import override_settings
@@ -273,6 +274,9 @@ def test_set_authority_registers_then_confirms_and_refuses_bad_input(
     _key, certificate = self_signed_certificate_create("Luxembourg test authority")
     (tmp_path / "lu.crt").write_bytes(certificate)
     fingerprint = certificate_fingerprint(certificate_load(certificate))
+    accounts = get_user_model().objects
+    registrar = accounts.create_user("lu-registrar", password="p" * 16, is_staff=True, is_superuser=True)
+    confirmer = accounts.create_user("lu-confirmer", password="p" * 16, is_staff=True, is_superuser=True)
     try:
         out = StringIO()
         call_command(
@@ -281,13 +285,37 @@ def test_set_authority_registers_then_confirms_and_refuses_bad_input(
             "lu",
             "--certificate",
             str(tmp_path / "lu.crt"),
+            "--as",
+            "lu-registrar",
             "--json",
             stdout=out,
         )
         registered = json.loads(out.getvalue())
-        assert registered["fingerprint_sha256"] == fingerprint and registered["usable"] is False
+        # Not shown before confirmation: the confirming operator types it in.
+        assert registered["fingerprint_sha256"] is None and registered["usable"] is False
+        assert fingerprint not in out.getvalue() and registered["registered_by"] == "lu-registrar"
         with pytest.raises(CommandError, match="does not match"):
-            call_command("set_authority", "--country", "LU", "--confirm", "00:11", stdout=StringIO())
+            call_command(
+                "set_authority",
+                "--country",
+                "LU",
+                "--confirm",
+                "00:11",
+                "--as",
+                "lu-confirmer",
+                stdout=StringIO(),
+            )
+        with pytest.raises(CommandError, match="another operator"):
+            call_command(
+                "set_authority",
+                "--country",
+                "LU",
+                "--confirm",
+                fingerprint,
+                "--as",
+                "lu-registrar",
+                stdout=StringIO(),
+            )
         out = StringIO()
         call_command(
             "set_authority",
@@ -295,20 +323,21 @@ def test_set_authority_registers_then_confirms_and_refuses_bad_input(
             "LU",
             "--confirm",
             fingerprint.replace(":", "").lower(),
-            "--by",
-            "alice",
+            "--as",
+            "lu-confirmer",
             "--json",
             stdout=out,
         )
         confirmed = json.loads(out.getvalue())
-        assert confirmed["usable"] is True and confirmed["confirmed_by"] == "alice"
+        assert confirmed["usable"] is True and confirmed["confirmed_by"] == "lu-confirmer"
+        assert confirmed["fingerprint_sha256"] == fingerprint  # shown once confirmed
 
         (tmp_path / "garbage.crt").write_bytes(b"not a certificate")
         for arguments, message in [
             (["--country", "LU", "--certificate", str(tmp_path / "missing.crt")], "Cannot read"),
             (["--country", "LU", "--certificate", str(tmp_path / "garbage.crt")], "certificate"),
             (["--country", "XX", "--certificate", str(tmp_path / "lu.crt")], "not a Member State"),
-            (["--country", "DE", "--confirm", "AB:CD"], "does not match"),
+            (["--country", "DE", "--confirm", "AB:CD", "--as", "lu-confirmer"], "does not match"),
             (["--certificate", str(tmp_path / "lu.crt")], "--country is required"),
         ]:
             with pytest.raises(CommandError, match=message):
@@ -316,6 +345,8 @@ def test_set_authority_registers_then_confirms_and_refuses_bad_input(
     finally:
         CompetentAuthority.objects.filter(country="LU").delete()
         saved.save()
+        registrar.delete()
+        confirmer.delete()
 
 
 def test_an_rsa_key_under_3072_bits_is_refused(
