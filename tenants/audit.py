@@ -8,6 +8,8 @@ changed anyway."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 
 from django.db import transaction
@@ -97,3 +99,11 @@ def audit_chain_verify() -> ChainReport:
         return AuditEvent.objects.filter(hmac=value).values_list("sequence", flat=True).first()
 
     return chain_verify(key, events, sequence_of_hmac=sequence_of_hmac)
+
+
+def audit_pseudonym(kind: str, value: str) -> str:
+    """A keyed hash that stands in an event for a value it must not hold (a username typed at a failed
+    sign-in): equal values give equal pseudonyms, and without the audit key none can be tested."""
+    key = key_provider().audit_key()
+    # "pseudonym" and the kind keep these apart from the events' HMACs (whose content is a JSON object).
+    return hmac.new(key, f"pseudonym\x1f{kind}\x1f{value}".encode(), hashlib.sha256).hexdigest()[:32]

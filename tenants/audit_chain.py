@@ -123,11 +123,19 @@ class ChainReport:
     broken: ChainBreak | None
 
 
-def chain_verify(key: bytes, events: Iterable[ChainedEvent], *, sequence_of_hmac: Any = None) -> ChainReport:
-    """Check events given in ascending sequence order, from sequence 1. `sequence_of_hmac(hmac)` (the
+def chain_verify(
+    key: bytes,
+    events: Iterable[ChainedEvent],
+    *,
+    sequence_of_hmac: Any = None,
+    first_sequence: int = 1,
+    previous_hmac: str = "",
+) -> ChainReport:
+    """Check events given in ascending sequence order, from `first_sequence` (1: the whole chain; a
+    later one, with the HMAC of the event before it, checks a part). `sequence_of_hmac(hmac)` (the
     sequence of the stored event with that HMAC, or None) tells where an intact but misplaced event
     belongs."""
-    expected_sequence, previous, count = 1, "", 0
+    expected_sequence, previous, count = first_sequence, previous_hmac, 0
     last: ChainedEvent | None = None
     for event in events:
         count += 1
