@@ -294,7 +294,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEvent, site=operator_site)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ("occurred_at", "actor", "action", "initiative_slug", "details")
+    list_display = ("sequence", "occurred_at", "actor", "action", "initiative_slug", "details")
     list_filter = ("action",)
     search_fields = ("initiative_slug", "actor", "action")
     date_hierarchy = "occurred_at"

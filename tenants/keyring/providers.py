@@ -25,7 +25,7 @@ import base64
 import os
 import secrets
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -141,6 +141,9 @@ class LocalKeyProvider:
 
 class AwsKmsKeyProvider:
     name = "aws-kms"
+    # Audit keys this process has derived, by region and KMS key: kept when the provider is rebuilt, so
+    # a running process can still record (a KMS outage, say) once it has had the key.
+    _audit_keys: ClassVar[dict[tuple[str, str], bytes]] = {}
 
     def __init__(
         self,
@@ -155,7 +158,7 @@ class AwsKmsKeyProvider:
         self._client = boto3.client("kms", endpoint_url=endpoint_url or None, region_name=region)
         self._deletion_window_days = deletion_window_days
         self._audit_key_alias = audit_key_alias
-        self._audit_key: bytes | None = None
+        self._audit_key_id = (region, audit_key_alias)
 
     def create_kek(self, *, label: str) -> str:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -215,16 +218,19 @@ class AwsKmsKeyProvider:
     def audit_key(self) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        if self._audit_key is None:
+        known = self._audit_keys.get(self._audit_key_id)
+        if known is not None:
+            return known
+        try:
             try:
-                try:
-                    self._audit_key = self._audit_mac()
-                except self._client.exceptions.NotFoundException:
-                    self._audit_kms_key_create()
-                    self._audit_key = self._audit_mac()
-            except (BotoCoreError, ClientError) as error:
-                raise KeyProviderError(f"KMS refused the audit key: {type(error).__name__}") from None
-        return self._audit_key
+                key = self._audit_mac()
+            except self._client.exceptions.NotFoundException:
+                self._audit_kms_key_create()
+                key = self._audit_mac()
+        except (BotoCoreError, ClientError) as error:
+            raise KeyProviderError(f"KMS refused the audit key: {type(error).__name__}") from None
+        self._audit_keys[self._audit_key_id] = key
+        return key
 
     def _audit_mac(self) -> bytes:
         answer = self._client.generate_mac(

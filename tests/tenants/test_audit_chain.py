@@ -175,26 +175,28 @@ def test_an_event_recorded_under_another_key_is_found(fresh_audit_log: None, tmp
 
     other_key = LocalKeyProvider(b"\x01" * 32, tmp_path).audit_key()
     assert other_key != key_provider().audit_key()
-    fields = {
-        "sequence": 4,
-        "event_id": events[-1].id + 1000,
-        "occurred_at": events[-1].occurred_at,
-        "actor": "op",
-        "action": "user.changed",
-        "initiative_id": None,
-        "initiative_slug": "",
-        "details": {},
-        "previous_hmac": events[-1].hmac,
-    }
-    AuditEvent.objects.create(
-        id=fields["event_id"],
+    forged_id, occurred_at = events[-1].id + 1000, events[-1].occurred_at
+    forged_hmac = event_hmac(
+        other_key,
         sequence=4,
-        occurred_at=fields["occurred_at"],
+        event_id=forged_id,
+        occurred_at=occurred_at,
+        actor="op",
+        action="user.changed",
+        initiative_id=None,
+        initiative_slug="",
+        details={},
+        previous_hmac=events[-1].hmac,
+    )
+    AuditEvent.objects.create(
+        id=forged_id,
+        sequence=4,
+        occurred_at=occurred_at,
         actor="op",
         action="user.changed",
         details={},
         previous_hmac=events[-1].hmac,
-        hmac=event_hmac(other_key, **fields),
+        hmac=forged_hmac,
     )
     status, result = _verify()
     assert status == 1 and result["broken"]["sequence"] == 4 and result["broken"]["kind"] == "altered"
@@ -317,7 +319,8 @@ def test_the_kms_audit_key_is_made_once_and_the_same_for_every_process(
     )
     key = first.audit_key()
     assert len(key) == 32
-    second = AwsKmsKeyProvider(  # another process: a new client, nothing cached
+    AwsKmsKeyProvider._audit_keys.clear()  # another process: nothing cached
+    second = AwsKmsKeyProvider(
         endpoint_url=moto_endpoint, region="eu-west-1", deletion_window_days=7, audit_key_alias=alias
     )
     assert second.audit_key() == key
