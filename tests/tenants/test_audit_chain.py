@@ -26,7 +26,12 @@ from pytest_django.plugin import DjangoDbBlocker
 from tenants.audit import audit_chain_verify, audit_record
 from tenants.audit_chain import chain_verify, event_hmac
 from tenants.db import connection
-from tenants.keyring.providers import AwsKmsKeyProvider, LocalKeyProvider, key_provider
+from tenants.keyring.providers import (
+    AwsKmsKeyProvider,
+    KeyProviderError,
+    LocalKeyProvider,
+    key_provider,
+)
 from tenants.models import AuditEvent, Initiative
 
 
@@ -333,3 +338,29 @@ def test_the_kms_audit_key_is_made_once_and_the_same_for_every_process(
         audit_key_alias=f"alias/eci-audit-test-{uuid.uuid4().hex[:8]}",
     )
     assert other.audit_key() != key
+
+
+def test_verify_audit_refuses_clearly_when_the_audit_key_cannot_be_had(
+    fresh_audit_log: None, kms: AwsKmsKeyProvider
+) -> None:
+    from django.test import override_settings
+
+    from tenants.keyring.providers import key_provider_reset
+
+    cached = dict(AwsKmsKeyProvider._audit_keys)
+    AwsKmsKeyProvider._audit_keys.clear()
+    try:
+        with override_settings(AWS_KMS_ENDPOINT_URL="http://127.0.0.1:9"):
+            key_provider_reset()
+            out = io.StringIO()
+            with pytest.raises(CommandError, match="audit key is not available"):
+                call_command("verify_audit", "--json", stdout=out)
+            assert json.loads(out.getvalue())["errors"] == {
+                "key": ["KMS refused the audit key: EndpointConnectionError"]
+            }
+            with pytest.raises(KeyProviderError):
+                audit_record(actor="test", action="test.event")  # nothing is recorded unchained
+    finally:
+        AwsKmsKeyProvider._audit_keys.update(cached)
+        key_provider_reset()
+    assert not AuditEvent.objects.exists()
