@@ -45,7 +45,7 @@ from tenants.organisers import (
     invitation_problem,
     organiser_invitation_accept,
 )
-from tenants.throttle import signin_attempt_register, signin_failed, signin_succeeded
+from tenants.throttle import signin_attempt_register, signin_refusal_report, signin_succeeded
 
 INVITATION_SESSION_KEY = "manage_invitation_token"
 # The address the page continues at once the token is in the session (not a token: too short for one).
@@ -124,7 +124,7 @@ def invitation_page(request: HttpRequest, token: str) -> HttpResponse:
             messages.success(request, "You are now an organiser of this initiative. Sign in to continue.")
             return _see_other(reverse("manage-login"))
     if not new_password:
-        signin_failed(request, invitation.email, console="manage", initiative=invitation.initiative)
+        signin_refusal_report(request, invitation.email)  # checked outside authenticate()
     return render(request, "manage/invitation.html", context, status=400)
 
 

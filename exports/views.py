@@ -45,7 +45,12 @@ from exports.selectors import (
     export_unavailable_reason,
 )
 from exports.services import ExportRefusedError, export_request
-from tenants.throttle import retry_after_text, signin_attempt_register, signin_failed, signin_succeeded
+from tenants.throttle import (
+    retry_after_text,
+    signin_attempt_register,
+    signin_refusal_report,
+    signin_succeeded,
+)
 
 # While a job is queued or running the page reloads itself this often (no script: CSP forbids inline).
 REFRESH_SECONDS = 5
@@ -100,12 +105,8 @@ class OrganiserLoginView(LoginView):
         return response
 
     def form_invalid(self, form: OrganiserAuthenticationForm) -> HttpResponse:  # type: ignore[override]
-        signin_failed(
-            self.request,
-            self.request.POST.get("username", ""),
-            console="manage",
-            initiative=current_initiative(self.request),
-        )
+        if form.get_user() is not None:  # the password was right, the account may not sign in here
+            signin_refusal_report(self.request, self.request.POST.get("username", ""))
         response = super().form_invalid(form)
         response.status_code = 400
         return response

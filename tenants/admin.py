@@ -61,7 +61,12 @@ from tenants.services import (
     initiative_register_correct,
     initiative_transition,
 )
-from tenants.throttle import retry_after_text, signin_attempt_register, signin_failed, signin_succeeded
+from tenants.throttle import (
+    retry_after_text,
+    signin_attempt_register,
+    signin_refusal_report,
+    signin_succeeded,
+)
 
 
 class OperatorSite(admin.AdminSite):
@@ -93,7 +98,9 @@ class OperatorSite(admin.AdminSite):
         if self.has_permission(request):
             signin_succeeded(request, username)
         else:
-            signin_failed(request, username, console="operator")
+            form = getattr(response, "context_data", {}).get("form")
+            if form is not None and form.get_user() is not None:  # right password, not an operator
+                signin_refusal_report(request, username)
         return response
 
 
@@ -337,7 +344,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEvent, site=operator_site)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ("occurred_at", "actor", "action", "initiative_slug", "details")
+    list_display = ("sequence", "occurred_at", "actor", "action", "initiative_slug", "details")
     list_filter = ("action",)
     search_fields = ("initiative_slug", "actor", "action")
     date_hierarchy = "occurred_at"

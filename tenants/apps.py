@@ -7,6 +7,7 @@ class TenantsConfig(AppConfig):
 
     def ready(self) -> None:
         from tenants import guard, tasks  # noqa: F401  (declares its tasks: services send them by name, in any process)
+        from tenants.account_audit import connect as account_audit_connect
 
         guard.install()
 
@@ -17,3 +18,4 @@ class TenantsConfig(AppConfig):
 
         # Roles kept apart: an organiser never becomes staff, whichever path saves the user.
         pre_save.connect(user_roles_check, sender=get_user_model(), dispatch_uid="tenants.user_roles_check")
+        account_audit_connect()  # account activity as audit events, from Django's signals

@@ -155,21 +155,33 @@ class OrganiserInvitation(models.Model):
 
 
 class AuditEvent(models.Model):
-    """The platform audit log: who did what to which initiative, and when. Append-only; holds ids and
-    states, never personal data of signatories."""
+    """The platform audit log: who did what to which initiative, and when. Append-only (a trigger refuses
+    UPDATE, DELETE and TRUNCATE) and chained: each event's HMAC, under a key from the key provider, covers
+    its content and the previous event's HMAC (tenants/audit.py). Holds ids and states, never personal
+    data of signatories."""
 
-    occurred_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Gapless and in commit order: given under a lock by audit_record, from 1.
+    sequence = models.BigIntegerField(unique=True)
+    occurred_at = models.DateTimeField(db_index=True)
     actor = models.CharField(max_length=150, help_text="Operator username, 'system' or 'command-line'.")
     action = models.CharField(max_length=64, db_index=True)
+    # No database constraint and DO_NOTHING: deleting an initiative never touches (or needs) its events,
+    # which keep its id; the slug is kept apart for reading them without the initiative's row.
     initiative = models.ForeignKey(
-        Initiative, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+        Initiative,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="audit_events",
     )
-    # Kept apart from the foreign key so the record survives the initiative's row.
     initiative_slug = models.CharField(max_length=63, blank=True, db_index=True)
     details = models.JSONField(default=dict, blank=True)
+    hmac = models.CharField(max_length=64, unique=True)
+    previous_hmac = models.CharField(max_length=64, blank=True)
 
     class Meta:
-        ordering = ["-occurred_at", "-id"]
+        ordering = ["-sequence"]
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.initiative_slug}"

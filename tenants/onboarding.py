@@ -29,7 +29,6 @@ from tenants.db import connection
 from tenants.keyring.keys import initiative_keys_create
 from tenants.keyring.providers import key_provider
 from tenants.models import (
-    AuditEvent,
     Domain,
     Initiative,
     InitiativeState,
@@ -334,13 +333,14 @@ def initiative_provision(initiative_id: int, *, actor: str = SYSTEM_ACTOR) -> In
 def _onboarding_discard(initiative: Initiative, *, actor: str, reason: str) -> None:
     # The schema and the keys need no cleanup: they were made inside the transaction that failed.
     with transaction.atomic():
-        AuditEvent.objects.create(
+        # The initiative's events stay, with its id and slug: the audit log is append-only.
+        audit_record(
             actor=actor,
             action="initiative.provisioning_failed",
-            initiative_slug=initiative.slug,
-            details={"schema": initiative.schema_name, "reason": reason},
+            initiative=initiative,
+            schema=initiative.schema_name,
+            reason=reason,
         )
-        AuditEvent.objects.filter(initiative=initiative).update(initiative=None)
         initiative.domains.all().delete()
         organiser_ids = list(initiative.organisers.values_list("user_id", flat=True))
         initiative.organisers.all().delete()

@@ -18,8 +18,8 @@ password is checked. A successful sign-in takes back its own count and forgets t
 from its network. Failures are forgotten FAILURE_MEMORY_SECONDS after the bucket's last attempt.
 
 Redis never holds a user name or an address: keys are keyed hashes (HMAC with a key derived from
-SECRET_KEY). The audit log holds a failed sign-in with the account's keyed hash (`signin_account_digest`),
-never the typed name or the password.
+SECRET_KEY). Failed sign-ins are audited by tenants/account_audit.py (from Django's user_login_failed
+signal), never with the typed name or the password.
 """
 
 from __future__ import annotations
@@ -32,12 +32,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import user_login_failed
 from django.contrib.auth.forms import UsernameField
 from django.core.cache import cache
 from django.http import HttpRequest
 
-from tenants.audit import audit_record
-from tenants.models import Initiative
 from tenants.network import client_address, client_networks
 
 ACCOUNT_FROM_NETWORK = "account-network"
@@ -126,12 +125,6 @@ def _digest(purpose: str, value: str) -> str:
     return hmac.new(_secret(purpose), value.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def signin_account_digest(username: str) -> str:
-    """A keyed hash of the normalised user name, for the audit log: the same account gives the same
-    digest, and the name cannot be read back from it."""
-    return _digest("audit", signin_username_normalise(username))
-
-
 def _keys(request: HttpRequest, username: str) -> dict[str, str]:
     account = signin_username_normalise(username)
     address, network = client_networks(client_address(request))
@@ -181,18 +174,12 @@ def signin_succeeded(request: HttpRequest, username: str) -> None:
     _redis().eval(_SUCCESS_SCRIPT, 1 + len(keys), first, *keys.values())
 
 
-def signin_failed(
-    request: HttpRequest, username: str, *, console: str, initiative: Initiative | None = None
-) -> None:
-    """Audit a refused sign-in ("signin.failed"): which console, the account's keyed hash, never the
-    typed name, the password or the address."""
-    audit_record(
-        actor="anonymous",
-        action="signin.failed",
-        initiative=initiative,
-        console=console,
-        account=signin_account_digest(username),
-    )
+def signin_refusal_report(request: HttpRequest, username: str) -> None:
+    """A sign-in refused after the password was right (not an organiser here, not staff) or checked
+    outside Django's authenticate(): report it as Django reports a wrong password, through the
+    user_login_failed signal, so it is audited in the one place that audits failures
+    (tenants/account_audit.py)."""
+    user_login_failed.send(sender=__name__, credentials={"username": username}, request=request)
 
 
 def retry_after_text(seconds: int) -> str:

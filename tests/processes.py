@@ -19,7 +19,6 @@ from django.conf import settings
 from eci_platform.embedded import REPOSITORY_ROOT
 from tenants.db import connection
 from tenants.models import (
-    AuditEvent,
     CertifiedCount,
     DataKey,
     DestructionRecord,
@@ -108,6 +107,6 @@ def committed_initiative_remove(initiative: Initiative) -> None:
     DestructionRecord.objects.filter(initiative_slug=initiative.slug).delete()
     DataKey.objects.filter(initiative=initiative).delete()
     KeyEncryptionKey.objects.filter(initiative=initiative).delete()
-    AuditEvent.objects.filter(initiative=initiative).delete()
+    # Its audit events stay (the table refuses DELETE); they keep the initiative's id and slug.
     Domain.objects.filter(tenant=initiative).delete()
     Initiative.objects.filter(pk=initiative.pk).delete()

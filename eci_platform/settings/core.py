@@ -45,6 +45,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Sessions, locale, authentication and messages, on the pages where someone signs in only.
     "eci_platform.areas.SignedInAreasMiddleware",
+    # Inside the signed-in areas' chain: the request (and its user) for the account audit's signals.
+    "tenants.account_audit.AuditActorMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

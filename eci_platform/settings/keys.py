@@ -33,6 +33,9 @@ if KEY_PROVIDER == "local" and not DEBUG and not (LOCAL_MASTER_KEY or LOCAL_MAST
 AWS_KMS_ENDPOINT_URL = optional("AWS_KMS_ENDPOINT_URL")
 AWS_REGION = optional("AWS_REGION", "eu-central-1")
 AWS_KMS_DELETION_WINDOW_DAYS = env.int("AWS_KMS_DELETION_WINDOW_DAYS", default=7)
+# The HMAC key (KeySpec HMAC_256) the audit log's chain key comes from: an alias (created on first use)
+# or a key id/ARN made beforehand.
+AWS_KMS_AUDIT_KEY = optional("AWS_KMS_AUDIT_KEY", "alias/eci-platform-audit-log")
 
 # How long a process trusts its cached view of an initiative's keys. A new version is announced
 # pending and becomes primary KEY_PROPAGATION_SECONDS later (> the cache time), so every process has

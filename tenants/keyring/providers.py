@@ -10,6 +10,12 @@ initiative: the wrapped DEKs in the database, and in every backup of it, become 
 - `aws-kms`: one KMS key per initiative (boto3, any KMS-compatible endpoint); KMS does the wrapping with
   an encryption context; destruction schedules the key's deletion.
 
+Each provider also gives the audit key, the HMAC key of the audit log's chain (tenants/audit.py). It is
+derived, never stored, so the database holds nothing that forges an event: `local` derives it from the
+master key with HKDF-SHA256 and a label of its own (independent of every KEK); `aws-kms` asks a KMS HMAC
+key (created on first use under an alias) for the MAC of that label, a deterministic value that only
+someone allowed to use that KMS key can compute. Either way one call per process, kept in memory.
+
 The provider is chosen by configuration (KEY_PROVIDER), never by code changes.
 """
 
@@ -19,12 +25,17 @@ import base64
 import os
 import secrets
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+# The label the audit key is derived from; a new label is a new key (and a new chain).
+AUDIT_KEY_LABEL = b"eci-platform audit log chain v1"
 
 
 class KeyProviderError(RuntimeError):
@@ -46,6 +57,9 @@ class KeyProvider(Protocol):
     def destroy_kek(self, kek_ref: str) -> None:
         """Destroy (or schedule the destruction of) the KEK; afterwards nothing it wrapped unwraps."""
 
+    def audit_key(self) -> bytes:
+        """The 32-byte HMAC key of the audit log's chain: the same in every process and over time."""
+
 
 def _context_bytes(context: dict[str, str]) -> bytes:
     return "\x1f".join(f"{key}={context[key]}" for key in sorted(context)).encode()
@@ -59,6 +73,9 @@ class LocalKeyProvider:
         if len(master_key) != 32:
             raise ImproperlyConfigured("The local master key must be 32 bytes (256 bits).")
         self._master = AESGCM(master_key)
+        self._audit_key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=AUDIT_KEY_LABEL).derive(
+            master_key
+        )
         self._keystore = keystore
         keystore.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -118,15 +135,30 @@ class LocalKeyProvider:
             os.fsync(key_file.fileno())
         path.unlink()
 
+    def audit_key(self) -> bytes:
+        return self._audit_key
+
 
 class AwsKmsKeyProvider:
     name = "aws-kms"
+    # Audit keys this process has derived, by region and KMS key: kept when the provider is rebuilt, so
+    # a running process can still record (a KMS outage, say) once it has had the key.
+    _audit_keys: ClassVar[dict[tuple[str, str], bytes]] = {}
 
-    def __init__(self, *, endpoint_url: str | None, region: str, deletion_window_days: int) -> None:
+    def __init__(
+        self,
+        *,
+        endpoint_url: str | None,
+        region: str,
+        deletion_window_days: int,
+        audit_key_alias: str = "alias/eci-platform-audit-log",
+    ) -> None:
         import boto3
 
         self._client = boto3.client("kms", endpoint_url=endpoint_url or None, region_name=region)
         self._deletion_window_days = deletion_window_days
+        self._audit_key_alias = audit_key_alias
+        self._audit_key_id = (region, audit_key_alias)
 
     def create_kek(self, *, label: str) -> str:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -183,6 +215,44 @@ class AwsKmsKeyProvider:
         except (BotoCoreError, ClientError) as error:
             raise KeyProviderError(f"KMS refused to destroy the key: {type(error).__name__}") from None
 
+    def audit_key(self) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        known = self._audit_keys.get(self._audit_key_id)
+        if known is not None:
+            return known
+        try:
+            try:
+                key = self._audit_mac()
+            except self._client.exceptions.NotFoundException:
+                self._audit_kms_key_create()
+                key = self._audit_mac()
+        except (BotoCoreError, ClientError) as error:
+            raise KeyProviderError(f"KMS refused the audit key: {type(error).__name__}") from None
+        self._audit_keys[self._audit_key_id] = key
+        return key
+
+    def _audit_mac(self) -> bytes:
+        answer = self._client.generate_mac(
+            KeyId=self._audit_key_alias, Message=AUDIT_KEY_LABEL, MacAlgorithm="HMAC_SHA_256"
+        )
+        return bytes(answer["Mac"])
+
+    def _audit_kms_key_create(self) -> None:
+        if not self._audit_key_alias.startswith("alias/"):
+            raise KeyProviderError("The configured audit key does not exist in KMS.")
+        key_id = self._client.create_key(
+            Description="ECI platform audit log chain (HMAC)",
+            KeyUsage="GENERATE_VERIFY_MAC",
+            KeySpec="HMAC_256",
+            Tags=[{"TagKey": "eci-platform", "TagValue": "audit-log"}],
+        )["KeyMetadata"]["KeyId"]
+        try:
+            self._client.create_alias(AliasName=self._audit_key_alias, TargetKeyId=key_id)
+        except self._client.exceptions.AlreadyExistsException:
+            # Another process created it first: use that one, drop ours.
+            self._client.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=self._deletion_window_days)
+
 
 def _local_master_key() -> bytes:
     encoded = settings.LOCAL_MASTER_KEY
@@ -210,6 +280,7 @@ def key_provider() -> KeyProvider:
                 endpoint_url=settings.AWS_KMS_ENDPOINT_URL,
                 region=settings.AWS_REGION,
                 deletion_window_days=settings.AWS_KMS_DELETION_WINDOW_DAYS,
+                audit_key_alias=settings.AWS_KMS_AUDIT_KEY,
             )
         else:
             raise ImproperlyConfigured(

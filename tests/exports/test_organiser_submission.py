@@ -138,8 +138,8 @@ def test_bad_funding_input_is_a_400_with_the_form_and_writes_nothing(
     alpha: Initiative, data: dict[str, str], message: str
 ) -> None:
     initiative_funding_sources_set(alpha, [{"source": "Kept", "amount_eur": "5"}], actor="tester")
-    events = AuditEvent.objects.count()
     client = signed_in(alpha, organiser_of(alpha))
+    events = AuditEvent.objects.count()  # after the account and sign-in events
     response = client.post(FUNDING, data)
     assert response.status_code == 400
     page = page_text(response)

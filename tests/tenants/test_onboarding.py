@@ -84,6 +84,7 @@ def test_command_onboards_an_initiative_with_its_own_schema_domain_and_audit_tra
         AuditEvent.objects.filter(initiative=initiative).order_by("id").values_list("action", flat=True)
     )
     assert actions == [
+        "membership.added",
         "organiser.added",
         "initiative.onboarded",
         "key.created",
