@@ -5,19 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.models import Group, User
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils import timezone
 
 from tenants.admin_deadlines import (
     DeadlinesConsoleMixin,
     DestructionRecordAdmin,
     LegalHoldAdmin,
+)
+from tenants.admin_second_factor import (
+    OperatorSecondFactor,
+    OperatorUserAdmin,
+    operator_login,
+    second_factor_urls,
 )
 from tenants.admin_submission import submission_urls
 from tenants.authorities import AuthorityError, authority_confirm, authority_problem, authority_register
@@ -40,6 +46,7 @@ from tenants.models import (
 )
 from tenants.onboarding import OnboardingError, initiative_onboard
 from tenants.register import REGISTER_FIELDS
+from tenants.second_factor import is_verified
 from tenants.services import (
     EDITABLE_DETAILS,
     RegisterCorrectionError,
@@ -57,11 +64,19 @@ class OperatorSite(admin.AdminSite):
     index_title = "Initiatives and audit log"
 
     def has_permission(self, request: HttpRequest) -> bool:
+        # Signed in with both factors: a password alone reaches no page (tenants/second_factor.py).
         user = request.user
-        return bool(user.is_active and user.is_staff)
+        return bool(user.is_active and user.is_staff and is_verified(request))
+
+    def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        return operator_login(self, request, extra_context)
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        return [*second_factor_urls(self, operator_second_factor), *super().get_urls()]
 
 
 operator_site = OperatorSite(name="operator")
+operator_second_factor = OperatorSecondFactor(operator_site)
 
 
 def _transition_action(to_state: str, label: str) -> Any:
@@ -405,6 +420,11 @@ class CompetentAuthorityAdmin(ReadOnlyAdmin):
         authority = CompetentAuthority.objects.filter(pk=pk).first()
         if authority is None:
             return HttpResponse(status=404)
+        if request.method == "POST":
+            # Confirming a certificate asks for a recent second factor (the prompt resends the form).
+            prompt = operator_second_factor.reverification_response(request)
+            if prompt is not None:
+                return prompt
         form = AuthorityConfirmationForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
@@ -434,5 +454,6 @@ operator_site.register(LegalHold, LegalHoldAdmin)
 operator_site.register(DestructionRecord, DestructionRecordAdmin)
 
 # Operator accounts are managed in the same console.
-operator_site.register(User, UserAdmin)
+OperatorUserAdmin.second_factor_steps = operator_second_factor
+operator_site.register(User, OperatorUserAdmin)
 operator_site.register(Group, GroupAdmin)
