@@ -52,7 +52,7 @@ class OperatorLoginView(LoginView):
 
     authentication_form = AdminAuthenticationForm
     template_name = "admin/login.html"
-    admin_site: admin.AdminSite
+    admin_site: admin.AdminSite = admin.site  # set by operator_login
 
     def get_default_redirect_url(self) -> str:
         return reverse(f"{self.admin_site.name}:index")

@@ -47,10 +47,9 @@ THROTTLED_RETRY_SECONDS = 60
 class CodeForm(forms.Form):
     code = forms.CharField(
         label="Code",
-        max_length=64,
         strip=True,
         help_text="The 6 digits your authenticator app shows, or one of your backup codes.",
-        error_messages={"required": "Enter a code.", "max_length": "That is not a code."},
+        error_messages={"required": "Enter a code."},
     )
 
 
@@ -61,9 +60,8 @@ class ReverifyForm(forms.Form):
 class EnrolForm(forms.Form):
     code = forms.CharField(
         label="Code from your authenticator app",
-        max_length=64,
         strip=True,
-        error_messages={"required": "Enter the 6-digit code.", "max_length": "That is not a code."},
+        error_messages={"required": "Enter the 6-digit code."},
     )
 
 
