@@ -21,6 +21,8 @@ SIGNED_IN_MIDDLEWARE = (
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): signed in with the second factor (django-otp), after authentication.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # 12 hours at most, 30 minutes idle (after authentication and messages: it signs out with a message).
     "eci_platform.session_limits.SessionLimitsMiddleware",

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime
 import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp.util import random_hex
 
 from collection.forms import StatementForm
 from collection.models import Statement
@@ -27,12 +33,14 @@ from tenants.services import initiative_details_save, initiative_register_correc
 DEMO_SLUG = "demo"
 OPERATOR_USERNAME = "operator"
 ORGANISER_USERNAME = "organiser"
+DEVELOPMENT_DEVICE = "Development authenticator"
 
 
 @dataclass(frozen=True)
 class DemoCredentials:
     username: str
     password: str
+    totp_file: Path  # the second factor's otpauth:// URL and secret, for an authenticator app
 
 
 def _generated_password(file_name: str) -> str:
@@ -46,17 +54,38 @@ def _generated_password(file_name: str) -> str:
     return password_file.read_text().strip()
 
 
+def _development_totp_ensure(user: User, file_name: str) -> Path:
+    """A confirmed TOTP device for a demo account, its secret generated once and kept, as an otpauth://
+    URL and as base32 text, in a 0600 file of the data folder: add it to an authenticator app."""
+    secret_file = data_dir() / file_name
+    with contextlib.suppress(FileExistsError):
+        descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        device = TOTPDevice(user=user, key=random_hex(20))
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(f"{device.config_url}\n{base64.b32encode(device.bin_key).decode()}\n")
+    url = secret_file.read_text().splitlines()[0]
+    key = base64.b32decode(parse_qs(urlsplit(url).query)["secret"][0]).hex()
+    device, _created = TOTPDevice.objects.get_or_create(
+        user=user, name=DEVELOPMENT_DEVICE, defaults={"key": key, "confirmed": True}
+    )
+    if device.key != key or not device.confirmed:
+        device.key, device.confirmed, device.last_t, device.drift = key, True, -1, 0
+        device.save()
+    return secret_file
+
+
 def operator_account_ensure() -> DemoCredentials:
     """A staff superuser for the console; its password is generated once and kept in the data folder."""
     password = _generated_password("operator-password")
     user_model = get_user_model()
     user = user_model.objects.filter(username=OPERATOR_USERNAME).first()
     if user is None:
-        user_model.objects.create_superuser(OPERATOR_USERNAME, "", password)
+        user = user_model.objects.create_superuser(OPERATOR_USERNAME, "", password)
     elif not user.check_password(password):
         user.set_password(password)
         user.save(update_fields=["password"])
-    return DemoCredentials(OPERATOR_USERNAME, password)
+    totp = _development_totp_ensure(user, "operator-totp")
+    return DemoCredentials(OPERATOR_USERNAME, password, totp)
 
 
 def organiser_account_ensure(initiative: Initiative) -> DemoCredentials:
@@ -70,7 +99,8 @@ def organiser_account_ensure(initiative: Initiative) -> DemoCredentials:
         user.set_password(password)
         user.save(update_fields=["password"])
     OrganiserMembership.objects.get_or_create(user=user, initiative=initiative)
-    return DemoCredentials(ORGANISER_USERNAME, password)
+    totp = _development_totp_ensure(user, "organiser-totp")
+    return DemoCredentials(ORGANISER_USERNAME, password, totp)
 
 
 def demo_initiative_ensure() -> Initiative:

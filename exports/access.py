@@ -23,6 +23,7 @@ from django.utils import translation
 
 from exports.selectors import organiser_of
 from tenants.models import Initiative
+from tenants.second_factor import is_verified
 
 # The session remembers on which initiative's site it was opened.
 SESSION_INITIATIVE_KEY = "manage_initiative"
@@ -49,20 +50,20 @@ def manage_language_activate() -> None:
 
 
 def session_bind(request: HttpRequest) -> None:
-    """Called after a successful sign-in (the session key is new by then)."""
+    """Called after a successful sign-in, both factors given (the session key is new by then)."""
     request.session[SESSION_INITIATIVE_KEY] = current_initiative(request).schema_name
 
 
 def organiser_required(view: View) -> View:
-    """Anonymous: to the sign-in page with `next`. Signed in but not an organiser of this initiative, or
-    with a session of another site: the 403 page."""
+    """Anonymous, or signed in without the second factor: to the sign-in page with `next`. Signed in
+    but not an organiser of this initiative, or with a session of another site: the 403 page."""
 
     @functools.wraps(view)
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         manage_language_activate()
         initiative = current_initiative(request)
         user = request.user
-        if not user.is_authenticated:
+        if not (user.is_authenticated and is_verified(request)):
             # After signing in, come back here for a page; a form's target would answer 405 to a GET.
             back = request.get_full_path() if request.method in ("GET", "HEAD") else reverse("manage-exports")
             return redirect_to_login(back, reverse("manage-login"))

@@ -4,7 +4,7 @@ from django.urls import path
 from django.views.decorators.cache import never_cache
 from django.views.generic import RedirectView
 
-from exports import account_views, submission_views, team_views, views
+from exports import account_views, second_factor_views, submission_views, team_views, views
 from exports.access import organiser_required
 from exports.downloads import DownloadKind
 
@@ -12,6 +12,8 @@ urlpatterns = [
     # The organisers' console will own /manage/ itself; until then it leads to the exports.
     path("", RedirectView.as_view(pattern_name="manage-exports", permanent=False)),
     path("login/", views.OrganiserLoginView.as_view(), name="manage-login"),
+    path("login/code/", second_factor_views.login_code, name="manage-login-code"),
+    path("login/enrol/", second_factor_views.login_enrol, name="manage-login-enrol"),
     path("logout/", views.OrganiserLogoutView.as_view(), name="manage-logout"),
     path("exports/", views.exports_page, name="manage-exports"),
     path("emails.csv", views.contact_emails_csv, name="manage-emails-csv"),

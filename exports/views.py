@@ -24,7 +24,6 @@ from exports.access import (
     manage_context,
     manage_language_activate,
     organiser_required,
-    session_bind,
 )
 from exports.contact_emails import ContactEmailsGoneError, contact_emails_download
 from exports.downloads import (
@@ -37,6 +36,7 @@ from exports.downloads import (
 )
 from exports.forms import ALL_COUNTRIES, DownloadLinkForm, ExportRequestForm, OrganiserAuthenticationForm
 from exports.models import ExportJob
+from exports.second_factor_views import second_factor_fresh
 from exports.selectors import (
     export_batches_recent,
     export_job_done,
@@ -45,6 +45,7 @@ from exports.selectors import (
     export_unavailable_reason,
 )
 from exports.services import ExportRefusedError, export_request
+from tenants.second_factor import pending_start
 from tenants.throttle import (
     retry_after_text,
     signin_attempt_register,
@@ -99,10 +100,15 @@ class OrganiserLoginView(LoginView):
         return super().post(request, *args, **kwargs)
 
     def form_valid(self, form: OrganiserAuthenticationForm) -> HttpResponse:  # type: ignore[override]
-        response = super().form_valid(form)
-        session_bind(self.request)
+        # The password is right; nobody is signed in before the second factor (the code step).
+        pending_start(
+            self.request,
+            form.get_user(),
+            site=current_initiative(self.request).schema_name,
+            next_url=self.get_success_url(),
+        )
         signin_succeeded(self.request, self.request.POST.get("username", ""))
-        return response
+        return HttpResponseRedirect(reverse("manage-login-code"))
 
     def form_invalid(self, form: OrganiserAuthenticationForm) -> HttpResponse:  # type: ignore[override]
         if form.get_user() is not None:  # the password was right, the account may not sign in here
@@ -148,6 +154,7 @@ def _requested_message(country: str, jobs: list[ExportJob]) -> str:
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 @organiser_required
+@second_factor_fresh
 def exports_page(request: HttpRequest) -> HttpResponse:
     """GET /manage/exports/: the request form (or, before collection has closed and after a withdrawal
     or destruction, why there is none), the jobs and the batches. POST requests an export: 303 back with
@@ -173,6 +180,7 @@ def _not_found(request: HttpRequest, job_id: int) -> HttpResponse:
 @never_cache
 @require_POST
 @organiser_required
+@second_factor_fresh
 def export_link_create(request: HttpRequest, job_id: int) -> HttpResponse:
     """POST /manage/exports/<job>/link/ (kind=file|manifest): a new short-lived link, on a page of its
     own. Not a redirect: the Content-Security-Policy's form-action would stop a form's redirect chain at

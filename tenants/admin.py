@@ -6,14 +6,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.forms import UserChangeForm
 from django.contrib.auth.models import Group, User
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils import timezone
 
 from tenants.admin_deadlines import (
@@ -22,6 +22,14 @@ from tenants.admin_deadlines import (
     LegalHoldAdmin,
 )
 from tenants.admin_organisers import organiser_urls
+from tenants.admin_second_factor import (
+    OperatorSecondFactor,
+    operator_login,
+    second_factor_urls,
+)
+from tenants.admin_second_factor import (
+    OperatorUserAdmin as SecondFactorUserAdmin,
+)
 from tenants.admin_submission import submission_urls
 from tenants.authorities import (
     AuthorityError,
@@ -52,6 +60,7 @@ from tenants.models import (
 from tenants.onboarding import OnboardingError, initiative_onboard
 from tenants.register import REGISTER_FIELDS
 from tenants.roles import ORGANISER_CANNOT_BE_STAFF, user_organises, user_privileged
+from tenants.second_factor import is_verified
 from tenants.services import (
     EDITABLE_DETAILS,
     RegisterCorrectionError,
@@ -61,12 +70,6 @@ from tenants.services import (
     initiative_register_correct,
     initiative_transition,
 )
-from tenants.throttle import (
-    retry_after_text,
-    signin_attempt_register,
-    signin_refusal_report,
-    signin_succeeded,
-)
 
 
 class OperatorSite(admin.AdminSite):
@@ -75,36 +78,19 @@ class OperatorSite(admin.AdminSite):
     index_title = "Initiatives and audit log"
 
     def has_permission(self, request: HttpRequest) -> bool:
+        # Signed in with both factors: a password alone reaches no page (tenants/second_factor.py).
         user = request.user
-        return bool(user.is_active and user.is_staff)
+        return bool(user.is_active and user.is_staff and is_verified(request))
 
-    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        """Django's admin sign-in behind the throttle the organisers' sign-in shares (tenants/throttle.py):
-        while a delay runs the answer is 429 and no password is checked; refusals are audited."""
-        if request.method != "POST" or self.has_permission(request):
-            return super().login(request, extra_context)  # a page to show, or already signed in
-        username = request.POST.get("username", "")
-        attempt = signin_attempt_register(request, username)
-        if not attempt.allowed:
-            context = {
-                **self.each_context(request),
-                "title": "Too many failed sign-ins",
-                "wait": retry_after_text(attempt.retry_after),
-            }
-            throttled = TemplateResponse(request, "operator/signin_throttled.html", context, status=429)
-            throttled["Retry-After"] = str(attempt.retry_after)
-            return throttled
-        response = super().login(request, extra_context)
-        if self.has_permission(request):
-            signin_succeeded(request, username)
-        else:
-            form = getattr(response, "context_data", {}).get("form")
-            if form is not None and form.get_user() is not None:  # right password, not an operator
-                signin_refusal_report(request, username)
-        return response
+    def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        return operator_login(self, request, extra_context)
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        return [*second_factor_urls(self, operator_second_factor), *super().get_urls()]
 
 
 operator_site = OperatorSite(name="operator")
+operator_second_factor = OperatorSecondFactor(operator_site)
 
 
 def _transition_action(to_state: str, label: str) -> Any:
@@ -484,6 +470,11 @@ class CompetentAuthorityAdmin(ReadOnlyAdmin):
         authority = CompetentAuthority.objects.filter(pk=pk).first()
         if authority is None:
             return HttpResponse(status=404)
+        if request.method == "POST":
+            # Confirming a certificate asks for a recent second factor (the prompt resends the form).
+            prompt = operator_second_factor.reverification_response(request)
+            if prompt is not None:
+                return prompt
         form = AuthorityConfirmationForm(request.POST or None)
         status = None
         if request.method == "POST" and form.is_valid():
@@ -539,7 +530,7 @@ class OperatorUserChangeForm(UserChangeForm):
         return cleaned
 
 
-class OperatorUserAdmin(UserAdmin):
+class OperatorUserAdmin(SecondFactorUserAdmin):
     """Django's user admin, where only a superuser changes staff status, superuser status, groups and
     permissions (others see them read-only), and only a superuser changes a staff or superuser account
     (its password included): otherwise any staff member with the "change user" permission could make
@@ -577,5 +568,6 @@ class OperatorGroupAdmin(GroupAdmin):
         return bool(request.user.is_superuser)
 
 
+OperatorUserAdmin.second_factor_steps = operator_second_factor
 operator_site.register(User, OperatorUserAdmin)
 operator_site.register(Group, OperatorGroupAdmin)

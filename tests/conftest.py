@@ -239,12 +239,14 @@ def moto_endpoint() -> Iterator[str]:
 
 @pytest.fixture
 def operator(platform_client: Client) -> Client:
-    """The platform client, signed in as an operator (staff with every permission)."""
+    """The platform client, signed in as an operator (staff with every permission) with a second factor
+    (the sign-in itself is tested over HTTP in tests/tenants/test_second_factor.py)."""
+    from tests.second_factor import verified_login
+
     user = get_user_model().objects.create_user(
         "op", password="a-long-operator-password", is_staff=True, is_superuser=True
     )
-    platform_client.force_login(user)
-    return platform_client
+    return verified_login(platform_client, user)
 
 
 @pytest.fixture

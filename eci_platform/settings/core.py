@@ -23,6 +23,10 @@ SHARED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.admin",
+    # The second factor of operators and organisers; its tables live in the public schema only.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "django.contrib.staticfiles",
     "django_altcha",  # only for the ALTCHA widget's script among its static files
     "csp",

@@ -15,15 +15,19 @@ from exports.services import export_run
 from tenants.models import AuditEvent, Initiative
 from tests.conftest import client_for
 from tests.exports.conftest import PASSWORD, ExportingInitiative
+from tests.second_factor import two_step_sign_in
 
 LOGIN = "/manage/login/"
+CODE = "/manage/login/code/"
+ENROL = "/manage/login/enrol/"
 EXPORTS = "/manage/exports/"
 
 
 def signed_in(initiative: Initiative, user: User) -> Client:
+    """Signed in over HTTP, both steps: the password, then the current code of the user's TOTP device."""
     client = client_for(initiative)
-    response = client.post(LOGIN, {"username": user.username, "password": PASSWORD})
-    assert response.status_code == 302, response.content.decode()
+    response = two_step_sign_in(client, LOGIN, user, PASSWORD)
+    assert response.status_code == 303, response.content.decode()
     return client
 
 

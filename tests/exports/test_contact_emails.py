@@ -36,6 +36,7 @@ from tests.collection.signing import sign, valid_form
 from tests.conftest import client_for, host_of
 from tests.exports.conftest import PASSWORD
 from tests.exports.organisers import EXPORTS, LOGIN, page_text
+from tests.second_factor import two_step_sign_in
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("_quick_password_hashing")]
 
@@ -52,8 +53,8 @@ def organiser(*initiatives: Initiative, name: str = "organiser-one") -> User:
 
 def signed_in(initiative: Initiative, user: User) -> Client:
     client = client_for(initiative)
-    response = client.post(LOGIN, {"username": user.username, "password": PASSWORD})
-    assert response.status_code == 302, response.content.decode()
+    response = two_step_sign_in(client, LOGIN, user, PASSWORD)
+    assert response.status_code == 303, response.content.decode()
     return client
 
 

@@ -16,7 +16,8 @@ from tenants import throttle
 from tenants.models import OrganiserMembership
 from tests.conftest import client_for, host_of
 from tests.exports.conftest import PASSWORD, Factory, MakeUser
-from tests.exports.organisers import EXPORTS, LOGIN, audit_of, done_job, jobs_of, page_text, signed_in
+from tests.exports.organisers import CODE, EXPORTS, LOGIN, audit_of, done_job, jobs_of, page_text, signed_in
+from tests.second_factor import totp_code, totp_device, two_step_sign_in, verified_login
 
 pytestmark = pytest.mark.usefixtures("_quick_password_hashing")
 
@@ -35,8 +36,15 @@ def test_an_organiser_signs_in_and_reaches_the_exports(
     assert page.status_code == 200
     text = page_text(page)
     assert '<html lang="en">' in text and '<label for="id_username">' in text  # English, whatever asked
+    device = totp_device(organiser)
     response = client.post(LOGIN, {"username": organiser.username, "password": PASSWORD})
-    assert (response.status_code, response["Location"]) == (302, EXPORTS)
+    assert (response.status_code, response["Location"]) == (302, CODE)
+    assert client.get(EXPORTS)["Location"] == f"{LOGIN}?next={EXPORTS}"  # the password alone: not yet
+    code_page = client.get(CODE)
+    assert code_page.status_code == 200 and 'autocomplete="one-time-code"' in page_text(code_page)
+    assert "no-store" in code_page["Cache-Control"]
+    response = client.post(CODE, {"code": totp_code(device)})
+    assert (response.status_code, response["Location"]) == (303, EXPORTS)
     exports = client.get(EXPORTS)
     assert exports.status_code == 200
     assert "Exports for the competent authorities" in page_text(exports)
@@ -83,9 +91,8 @@ def test_sign_in_follows_a_local_next_only(exporting_factory: Factory, make_user
         ("//evil.example/manage/", EXPORTS),
     ]:
         client = client_for(exporting.initiative)
-        data = {"username": organiser.username, "password": PASSWORD, "next": wanted}
-        response = client.post(LOGIN, data)
-        assert (response.status_code, response["Location"]) == (302, expected)
+        response = two_step_sign_in(client, LOGIN, organiser, PASSWORD, next=wanted)
+        assert (response.status_code, response["Location"]) == (303, expected)
 
 
 def test_repeated_failed_sign_ins_are_refused_for_a_while_even_with_the_right_password(
@@ -204,8 +211,8 @@ def test_membership_is_checked_on_every_request_and_staff_are_not_organisers(
     OrganiserMembership.objects.filter(user=organiser).delete()
     assert client.get(EXPORTS).status_code == 403
 
-    staff = client_for(exporting.initiative)
-    staff.force_login(make_user(is_staff=True, is_superuser=True))
+    # Even with a second factor, a staff account is no organiser.
+    staff = verified_login(client_for(exporting.initiative), make_user(is_staff=True, is_superuser=True))
     assert staff.get(EXPORTS).status_code == 403
 
 

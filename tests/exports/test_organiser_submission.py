@@ -21,6 +21,7 @@ from tenants.models import AuditEvent, Initiative, InitiativeState, OrganiserMem
 from tenants.services import initiative_transition
 from tests.conftest import client_for
 from tests.exports.organisers import page_text, signed_in
+from tests.second_factor import verified_login
 from tests.tenants.certificates import VALID_COUNTS, certify_valid
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("_quick_password_hashing")]
@@ -312,9 +313,9 @@ def test_operators_see_the_submission_from_the_initiatives_page(
 def test_only_operator_staff_reach_the_console_submission(platform_client: Client, alpha: Initiative) -> None:
     url = f"/operator/tenants/initiative/{alpha.pk}/submission.json"
     assert platform_client.get(url).status_code == 302
-    platform_client.force_login(organiser_of(alpha))  # an organiser is not operator staff
+    verified_login(platform_client, organiser_of(alpha))  # an organiser is not operator staff
     response = platform_client.get(url)
     assert response.status_code == 302 and "/operator/login/" in response["Location"]
     staff = get_user_model().objects.create_user("op-plain", password="a-long-password-x", is_staff=True)
-    platform_client.force_login(staff)  # staff without the view permission
+    verified_login(platform_client, staff)  # staff without the view permission
     assert platform_client.get(url).status_code == 404

@@ -16,6 +16,7 @@ from django.test import Client
 from eci_crypto.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
 from tenants.models import AuditEvent, CompetentAuthority, Initiative
 from tests.conftest import client_for
+from tests.second_factor import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -157,7 +158,7 @@ def test_an_unknown_country_is_a_400(operator: Client, certificate: bytes) -> No
 def test_staff_without_the_permissions_cannot_register(platform_client: Client, certificate: bytes) -> None:
     CompetentAuthority.objects.filter(country="CY").delete()
     viewer = get_user_model().objects.create_user("viewer", password="p" * 16, is_staff=True)
-    platform_client.force_login(viewer)
+    verified_login(platform_client, viewer)
     assert register(platform_client, certificate).status_code == 403
     assert not CompetentAuthority.objects.filter(country="CY").exists()
 

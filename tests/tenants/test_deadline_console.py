@@ -25,6 +25,7 @@ from tenants.models import (
     LegalHold,
 )
 from tenants.selectors import initiative_deadlines
+from tests.second_factor import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -217,7 +218,7 @@ def test_anonymous_and_non_staff_users_get_nothing(platform_client: Client, alph
         response = platform_client.get(url)
         assert response.status_code == 302 and "/operator/login/" in response["Location"]
     user = get_user_model().objects.create_user("citizen", password="a-long-citizen-password")
-    platform_client.force_login(user)
+    verified_login(platform_client, user)
     for url in urls:
         response = platform_client.get(url)
         assert response.status_code == 302 and "/operator/login/" in response["Location"]
@@ -231,7 +232,7 @@ def test_staff_without_the_hold_permissions_cannot_set_or_lift(
 ) -> None:
     user = get_user_model().objects.create_user("viewer", password="a-long-viewer-password", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="view_initiative"))
-    platform_client.force_login(user)
+    verified_login(platform_client, user)
     assert platform_client.post(_hold_url(alpha), {"reference": "C-1", "reason": "R"}).status_code == 403
     assert not LegalHold.objects.exists()
     legal_hold_set(alpha, reason="Court order", reference="C-1", actor="op")
@@ -240,7 +241,7 @@ def test_staff_without_the_hold_permissions_cannot_set_or_lift(
 
     user.user_permissions.add(Permission.objects.get(codename="change_legalhold"))
     user = get_user_model().objects.get(pk=user.pk)  # permissions are cached on the instance
-    platform_client.force_login(user)
+    verified_login(platform_client, user)
     assert platform_client.post(_hold_url(alpha, lift=True), {}).status_code == 302
     assert not LegalHold.objects.get().is_active
 

@@ -13,6 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tenants.models import AuditEvent, Initiative, InitiativeState
+from tests.second_factor import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +41,7 @@ def _onboarding_form(**overrides: str) -> dict[str, str]:
 def test_anonymous_and_non_staff_users_are_sent_to_the_login(platform_client: Client) -> None:
     assert platform_client.get("/operator/tenants/initiative/").status_code == 302
     user = get_user_model().objects.create_user("citizen", password="a-long-citizen-password")
-    platform_client.force_login(user)
+    verified_login(platform_client, user)
     response = platform_client.get("/operator/tenants/initiative/")
     assert response.status_code == 302 and "/operator/login/" in response["Location"]
 
@@ -140,7 +141,7 @@ def test_operator_edits_are_saved_through_the_audited_service(operator: Client) 
 def test_view_only_staff_cannot_change_the_lifecycle(platform_client: Client) -> None:
     viewer = get_user_model().objects.create_user("viewer", password="a-long-viewer-password", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_initiative"))
-    platform_client.force_login(viewer)
+    verified_login(platform_client, viewer)
     alpha = Initiative.objects.get(slug="alpha")
     assert platform_client.get("/operator/tenants/initiative/").status_code == 200
     response = platform_client.post(

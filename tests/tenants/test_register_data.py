@@ -24,6 +24,7 @@ from tenants.services import (
     initiative_transition,
     initiatives_follow_calendar,
 )
+from tests.second_factor import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -472,7 +473,7 @@ def test_view_only_staff_cannot_correct_and_an_unknown_initiative_is_a_404(
     viewer = get_user_model().objects.create_user("viewer", password="a-long-viewer-password", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_initiative"))
     viewer_client = Client(HTTP_HOST=platform_client.defaults["HTTP_HOST"])
-    viewer_client.force_login(viewer)
+    verified_login(viewer_client, viewer)
     before = _register_data(alpha)
     url = f"/operator/tenants/initiative/{alpha.pk}/correct/"
     assert viewer_client.get(url).status_code == 403

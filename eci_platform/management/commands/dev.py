@@ -129,10 +129,12 @@ class Command(BaseCommand):
         self.stdout.write(f"  demo initiative:   {initiative_site_url(demo)}")
         self.stdout.write(f"  operator console:  {platform_url('/operator/')}")
         self.stdout.write(f"  operator login:    {credentials.username} / {credentials.password}")
+        self.stdout.write(f"  operator 2FA:      {credentials.totp_file} (add it to an authenticator app)")
         self.stdout.write(f"  organiser pages:   {initiative_site_url(demo)}manage/exports/")
         # The demo collects; exports run once collection has closed.
         self.stdout.write("  exports:           after manage.py change_state --initiative demo --to closed")
         self.stdout.write(f"  organiser login:   {organiser.username} / {organiser.password}")
+        self.stdout.write(f"  organiser 2FA:     {organiser.totp_file} (add it to an authenticator app)")
         self.stdout.write(f"  exports folder:    {settings.EXPORT_STORAGE_URL}")
         self.stdout.write(f"  authority keys:    {demo_authorities_folder()} (to decrypt the demo exports)")
         self.stdout.write(f"  data folder:       {data}")
