@@ -18,6 +18,7 @@ from django.utils import timezone
 from eci_platform.session_limits import SIGNED_IN_AT
 from tenants.models import Initiative, OrganiserMembership
 from tests.conftest import host_of
+from tests.second_factor import two_step_sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -110,6 +111,6 @@ def _sign_in(kind: str, alpha: Initiative) -> tuple[Client, str, str]:
         user = users.create_user(f"organiser-{users.count()}@example.org", password=PASSWORD)
         OrganiserMembership.objects.create(user=user, initiative=alpha)
         client, page, login = Client(HTTP_HOST=host_of(alpha)), MANAGE, "/manage/login/"
-    signed_in = client.post(login, {"username": user.username, "password": PASSWORD, "next": page})
-    assert signed_in.status_code == 302, signed_in.content.decode()
+    signed_in = two_step_sign_in(client, login, user, PASSWORD, next=page)
+    assert signed_in.status_code == 303, signed_in.content.decode()
     return client, page, login

@@ -29,6 +29,7 @@ from tenants.models import AuditEvent, Initiative, OrganiserInvitation, Organise
 from tenants.organisers import organiser_invite
 from tests.conftest import client_for, host_of
 from tests.processes import free_port
+from tests.second_factor import two_step_sign_in
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("_quick_password_hashing")]
 
@@ -71,8 +72,8 @@ def organiser(initiative: Initiative | None, username: str, **fields: Any) -> Us
 
 def signed_in(initiative: Initiative, user: User, password: str = PASSWORD) -> Client:
     client = client_for(initiative)
-    response = client.post(LOGIN, {"username": user.username, "password": password})
-    assert response.status_code == 302, text(response)
+    response = two_step_sign_in(client, LOGIN, user, password)
+    assert response.status_code == 303, text(response)
     return client
 
 

@@ -14,6 +14,7 @@ from django.test import Client
 
 from tenants.models import AuditEvent, Initiative, OrganiserMembership
 from tests.conftest import client_for
+from tests.second_factor import two_step_sign_in
 
 PASSWORD = "a-long-enough-password-for-tests"
 WRONG = "not-the-right-password-at-all"
@@ -53,10 +54,8 @@ def test_operator_sign_in_failure_success_and_sign_out_are_audited_over_http(
     assert failed.details["area"] == "operator" and failed.details["user_id"] == operator.pk
     assert len(failed.details["username_hash"]) == 32
 
-    signed_in = platform_client.post(
-        "/operator/login/", {"username": "night-op", "password": PASSWORD, "next": "/operator/"}
-    )
-    assert signed_in.status_code == 302
+    signed_in = two_step_sign_in(platform_client, "/operator/login/", operator, PASSWORD, next="/operator/")
+    assert signed_in.status_code == 303
     succeeded = AuditEvent.objects.get(action="signin.succeeded")
     assert (succeeded.actor, succeeded.details) == ("night-op", {"user_id": operator.pk, "area": "operator"})
 
@@ -81,9 +80,7 @@ def test_organiser_sign_in_and_out_are_audited_with_their_initiative(
     client = client_for(alpha)
 
     assert client.post("/manage/login/", {"username": "org@example.eu", "password": WRONG}).status_code == 400
-    assert (
-        client.post("/manage/login/", {"username": "org@example.eu", "password": PASSWORD}).status_code == 302
-    )
+    assert two_step_sign_in(client, "/manage/login/", organiser, PASSWORD).status_code == 303
     client.post("/manage/logout/")
 
     events = {event.action: event for event in AuditEvent.objects.filter(action__startswith="sign")}

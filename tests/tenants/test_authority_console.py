@@ -32,9 +32,7 @@ def second_operator() -> Client:
     user = get_user_model().objects.create_user(
         "op2", password="another-long-operator-password", is_staff=True, is_superuser=True
     )
-    client = Client(HTTP_HOST=settings.PLATFORM_DOMAIN)
-    client.force_login(user)
-    return client
+    return verified_login(Client(HTTP_HOST=settings.PLATFORM_DOMAIN), user)
 
 
 def register(client: Client, certificate: bytes, country: str = "CY", **extra: Any) -> Any:

@@ -21,6 +21,7 @@ from django.test import Client, override_settings
 
 from tenants.models import AuditEvent, Initiative, InitiativeState, OrganiserInvitation, OrganiserMembership
 from tests.conftest import client_for, host_of
+from tests.second_factor import two_step_sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -195,9 +196,7 @@ def test_an_operator_removes_an_organiser_and_ends_their_sessions(
     user = get_user_model().objects.create_user("leaving@example.org", "leaving@example.org", password)
     OrganiserMembership.objects.create(user=user, initiative=alpha)
     organiser = client_for(alpha)
-    assert (
-        organiser.post("/manage/login/", {"username": user.username, "password": password}).status_code == 302
-    )
+    assert two_step_sign_in(organiser, "/manage/login/", user, password).status_code == 303
     assert organiser.get("/manage/organisers/").status_code == 200
 
     response = operator.post(f"/operator/tenants/initiative/{alpha.pk}/organisers/{user.pk}/remove/")

@@ -20,6 +20,7 @@ from django.utils import timezone
 from tenants.models import Initiative, OrganiserMembership
 from tenants.roles import ORGANISER_CANNOT_BE_STAFF, RoleConflictError
 from tests.conftest import REGISTER_DATA
+from tests.second_factor import verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -107,9 +108,7 @@ def test_onboarding_refuses_a_staff_account_as_first_organiser() -> None:
 
 
 def _console(user: User) -> Client:
-    client = Client(HTTP_HOST=settings.PLATFORM_DOMAIN)
-    client.force_login(user)
-    return client
+    return verified_login(Client(HTTP_HOST=settings.PLATFORM_DOMAIN), user)
 
 
 def _user_manager() -> User:

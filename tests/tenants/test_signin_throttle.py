@@ -225,7 +225,8 @@ def test_the_delays_grow_to_the_cap_and_the_right_password_then_works(staff: Use
         wait = throttled_for(operator_sign_in(staff.username, PASSWORD))
         traveller.shift(datetime.timedelta(seconds=wait))
         signed_in = operator_sign_in(staff.username, PASSWORD)
-        assert (signed_in.status_code, signed_in["Location"]) == (302, "/operator/")
+        # The password is right: on to the second factor (tenants/second_factor.py).
+        assert (signed_in.status_code, signed_in["Location"]) == (302, "/operator/login/code/")
         # The owner is back: the account's count from this network is forgotten.
         for _attempt in range(5):
             assert refused(operator_sign_in(staff.username, "typo"))
