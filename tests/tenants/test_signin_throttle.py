@@ -23,6 +23,7 @@ from tenants import throttle
 from tenants.audit import audit_pseudonym
 from tenants.models import AuditEvent, Initiative, OrganiserMembership
 from tenants.network import client_networks
+from tenants.second_factor import PENDING_KEY
 from tests.conftest import host_of
 
 pytestmark = pytest.mark.django_db
@@ -100,10 +101,10 @@ def test_brute_force_on_the_operator_console_is_answered_429_even_with_the_right
     blocked = operator_sign_in(staff.username, PASSWORD)
     assert throttled_for(blocked) == throttle.BASE_DELAY_SECONDS
     assert "Please try again in 30 seconds" in text(blocked)
-    # Not signed in by the throttled attempt.
+    # The throttled attempt checked no password: it did not even reach the second-factor step.
     client = operator_client()
-    client.post(OPERATOR_LOGIN, {"username": staff.username, "password": PASSWORD})
-    assert client.get("/operator/").status_code == 302
+    again = client.post(OPERATOR_LOGIN, {"username": staff.username, "password": PASSWORD})
+    assert again.status_code == 429 and PENDING_KEY not in client.session
 
     failed = AuditEvent.objects.filter(action="signin.failed")
     assert failed.count() == 5  # the throttled attempts checked no password and are not failures
