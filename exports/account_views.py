@@ -45,6 +45,7 @@ from tenants.organisers import (
     invitation_problem,
     organiser_invitation_accept,
 )
+from tenants.sessions import see_other
 from tenants.throttle import signin_attempt_register, signin_refusal_report, signin_succeeded
 
 INVITATION_SESSION_KEY = "manage_invitation_token"
@@ -55,12 +56,6 @@ UNKNOWN_INVITATION = (
     "This invitation link is not valid on this site. Open the link exactly as it is in the message; an "
     "invitation works only on the site of the initiative it is for."
 )
-
-
-def _see_other(location: str) -> HttpResponseRedirect:
-    response = HttpResponseRedirect(location)
-    response.status_code = 303
-    return response
 
 
 def _gone(request: HttpRequest, message: str, status: int) -> HttpResponse:
@@ -122,7 +117,7 @@ def invitation_page(request: HttpRequest, token: str) -> HttpResponse:
             if not new_password:
                 signin_succeeded(request, invitation.email)
             messages.success(request, "You are now an organiser of this initiative. Sign in to continue.")
-            return _see_other(reverse("manage-login"))
+            return see_other(reverse("manage-login"))
     if not new_password:
         signin_refusal_report(request, invitation.email)  # checked outside authenticate()
     return render(request, "manage/invitation.html", context, status=400)

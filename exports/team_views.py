@@ -6,7 +6,7 @@ that account's sessions). Thin: parse, call one service (tenants.organisers), re
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -22,12 +22,7 @@ from tenants.organisers import (
     organiser_remove,
     organisers_of,
 )
-
-
-def _see_other(location: str) -> HttpResponseRedirect:
-    response = HttpResponseRedirect(location)
-    response.status_code = 303
-    return response
+from tenants.sessions import see_other
 
 
 def _team_page(
@@ -67,7 +62,7 @@ def organisers_page(request: HttpRequest) -> HttpResponse:
     messages.success(
         request, f"Invitation sent to {invitation.email}. Its link works once, for a limited time."
     )
-    return _see_other(reverse("manage-organisers"))
+    return see_other(reverse("manage-organisers"))
 
 
 @never_cache
@@ -93,4 +88,4 @@ def organiser_remove_page(request: HttpRequest, user_id: int) -> HttpResponse:
     messages.success(
         request, f"{membership.user.get_username()} is no longer an organiser, and is signed out."
     )
-    return _see_other(reverse("manage-organisers"))
+    return see_other(reverse("manage-organisers"))

@@ -46,6 +46,7 @@ from exports.selectors import (
 )
 from exports.services import ExportRefusedError, export_request
 from tenants.second_factor import pending_start
+from tenants.sessions import see_other
 from tenants.throttle import (
     retry_after_text,
     signin_attempt_register,
@@ -55,12 +56,6 @@ from tenants.throttle import (
 
 # While a job is queued or running the page reloads itself this often (no script: CSP forbids inline).
 REFRESH_SECONDS = 5
-
-
-def _see_other(location: str) -> HttpResponseRedirect:
-    response = HttpResponseRedirect(location)
-    response.status_code = 303  # the next request is a GET, never a repeated POST
-    return response
 
 
 def _actor(request: HttpRequest) -> str:
@@ -170,7 +165,7 @@ def exports_page(request: HttpRequest) -> HttpResponse:
     except ExportRefusedError as error:
         return _exports_page(request, form, refusal=str(error), status=400)
     messages.success(request, _requested_message(country, jobs))
-    return _see_other(reverse("manage-exports"))
+    return see_other(reverse("manage-exports"))
 
 
 def _not_found(request: HttpRequest, job_id: int) -> HttpResponse:
@@ -232,7 +227,7 @@ def export_download(request: HttpRequest, job_id: int, token: str, kind: str) ->
     except ExportDownloadUnavailableError:
         return _not_found(request, job_id)
     if download.url is not None:
-        return _see_other(download.url)
+        return see_other(download.url)
     assert download.path is not None
     try:
         opened = download.path.open("rb")

@@ -23,7 +23,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
-from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.core.validators import validate_email
@@ -34,6 +33,7 @@ from django.utils import timezone
 
 from tenants.audit import audit_record
 from tenants.models import Initiative, InitiativeState, OrganiserInvitation, OrganiserMembership
+from tenants.sessions import user_sessions_end
 from tenants.urls import initiative_site_url
 
 # An invitation leads to the initiative's site: one being provisioned has none, a destroyed one keeps
@@ -327,19 +327,6 @@ def organiser_password_set(user: Any, *, password: str, initiative: Initiative, 
             initiative=initiative,
             user_id=user.pk,
         )
-
-
-def user_sessions_end(user_id: int) -> int:
-    """Delete every session signed in as the user, on every host (one table serves them all); returns
-    how many. The session data is signed and encoded, so each row is read: they are few (operators and
-    organisers only; citizens have none)."""
-    ended = [
-        session.session_key
-        for session in Session.objects.iterator()
-        if session.get_decoded().get("_auth_user_id") == str(user_id)
-    ]
-    Session.objects.filter(session_key__in=ended).delete()
-    return len(ended)
 
 
 def organiser_remove(initiative: Initiative, user: Any, *, actor: str) -> int:

@@ -28,10 +28,8 @@ from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
 from django_otp import devices_for_user, user_has_device, verify_token
 from django_otp import login as otp_login
 from django_otp.models import Device
@@ -42,6 +40,7 @@ from django_otp.util import random_hex
 
 from tenants.audit import audit_record
 from tenants.models import Initiative
+from tenants.sessions import user_sessions_end
 
 PENDING_KEY = "second_factor_pending"
 VERIFIED_AT_KEY = "second_factor_verified_at"
@@ -268,17 +267,6 @@ class SecondFactorReset:
     user_id: int
     devices: int
     sessions: int
-
-
-def user_sessions_end(user_id: int) -> int:
-    """Delete every live session of one user (the database session store; sessions are not indexed by
-    user, so the live ones are read)."""
-    ended = 0
-    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
-        if session.get_decoded().get(auth.SESSION_KEY) == str(user_id):
-            session.delete()
-            ended += 1
-    return ended
 
 
 def second_factor_reset(user: User, *, actor: str) -> SecondFactorReset:

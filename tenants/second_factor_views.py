@@ -17,7 +17,7 @@ from typing import Any, cast
 from django import forms
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers
 
@@ -38,6 +38,7 @@ from tenants.second_factor import (
     verified_recently,
     verified_stamp,
 )
+from tenants.sessions import see_other
 
 # The field of the re-verification prompt; every other field of the form it interrupts is sent again.
 REVERIFY_FIELD = "second_factor_code"
@@ -72,12 +73,6 @@ THROTTLED = "Too many wrong codes: wait a minute, then try again."
 
 def _no_store(response: HttpResponse) -> HttpResponse:
     add_never_cache_headers(response)  # private, no-store: these pages carry secrets or codes
-    return response
-
-
-def _see_other(location: str) -> HttpResponseRedirect:
-    response = HttpResponseRedirect(location)
-    response.status_code = 303
     return response
 
 
@@ -137,9 +132,9 @@ class SecondFactorSite:
     def code_view(self, request: HttpRequest) -> HttpResponse:
         pending = self._pending(request)
         if pending is None:
-            return _see_other(self.login_url())
+            return see_other(self.login_url())
         if pending.enrolling:
-            return _see_other(self.enrol_url())
+            return see_other(self.enrol_url())
         form = CodeForm(request.POST if request.method == "POST" else None)
         if request.method != "POST":
             return self._render(request, self.code_template, form=form, form_action=self.code_url())
@@ -149,7 +144,7 @@ class SecondFactorSite:
         if checked.device is None:
             self._failed(request, pending.user, "sign-in")
             if not pending_failure_count(request):
-                return _see_other(self.login_url())  # used up: start again with the password
+                return see_other(self.login_url())  # used up: start again with the password
             if checked.throttled:
                 form.add_error("code", THROTTLED)
                 response = self._render(
@@ -170,14 +165,14 @@ class SecondFactorSite:
                 site=self.site(request),
             )
         self.signed_in(request)
-        return _see_other(next_url)
+        return see_other(next_url)
 
     def enrol_view(self, request: HttpRequest) -> HttpResponse:
         pending = self._pending(request)
         if pending is None:
-            return _see_other(self.login_url())
+            return see_other(self.login_url())
         if not pending.enrolling:
-            return _see_other(self.code_url())
+            return see_other(self.code_url())
         provisioning = totp_provisioning(pending.user, enrolment_key(request))
         form = EnrolForm(request.POST if request.method == "POST" else None)
 
@@ -206,10 +201,10 @@ class SecondFactorSite:
                 site=self.site(request),
             )
         except AlreadyEnrolledError:
-            return _see_other(self.code_url())  # enrolled meanwhile: sign in with that device
+            return see_other(self.code_url())  # enrolled meanwhile: sign in with that device
         if enrolment is None:
             if not pending_failure_count(request):
-                return _see_other(self.login_url())
+                return see_other(self.login_url())
             form.add_error("code", WRONG_ENROL_CODE)
             return page(400)
         next_url = pending.next_url
