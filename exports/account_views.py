@@ -45,6 +45,7 @@ from tenants.organisers import (
     invitation_problem,
     organiser_invitation_accept,
 )
+from tenants.second_factor import pending_start
 from tenants.sessions import see_other
 from tenants.throttle import signin_attempt_register, signin_refusal_report, signin_succeeded
 
@@ -106,7 +107,7 @@ def invitation_page(request: HttpRequest, token: str) -> HttpResponse:
     if form.is_valid():
         password = form.password() if new_password else form.password_value()
         try:
-            organiser_invitation_accept(invitation, password=password)
+            account = organiser_invitation_accept(invitation, password=password)
         except (InvitationGoneError, OperatorAddressError) as error:
             return _gone(request, str(error), error.status)
         except OrganiserError as error:
@@ -116,8 +117,11 @@ def invitation_page(request: HttpRequest, token: str) -> HttpResponse:
             request.session.pop(INVITATION_SESSION_KEY, None)
             if not new_password:
                 signin_succeeded(request, invitation.email)
-            messages.success(request, "You are now an organiser of this initiative. Sign in to continue.")
-            return see_other(reverse("manage-login"))
+            # The password was just given here: the second factor follows at once (set up on a new
+            # account, asked for on one that has it), as after the sign-in page's password.
+            pending_start(request, account, site=initiative.schema_name, next_url=reverse("manage-exports"))
+            messages.success(request, "You are now an organiser of this initiative.")
+            return see_other(reverse("manage-login-code"))
     if not new_password:
         signin_refusal_report(request, invitation.email)  # checked outside authenticate()
     return render(request, "manage/invitation.html", context, status=400)

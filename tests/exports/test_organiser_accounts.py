@@ -29,7 +29,7 @@ from tenants.models import AuditEvent, Initiative, OrganiserInvitation, Organise
 from tenants.organisers import organiser_invite
 from tests.conftest import client_for, host_of
 from tests.processes import free_port
-from tests.second_factor import two_step_sign_in
+from tests.second_factor import totp_code, totp_device, two_step_sign_in
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("_quick_password_hashing")]
 
@@ -38,6 +38,7 @@ NEW_PASSWORD = "another quite long passphrase 7"
 ADDRESS = "joining@example.org"
 ACCEPT = "/manage/invitation/accept/"
 LOGIN = "/manage/login/"
+CODE_STEP = "/manage/login/code/"
 LINK = re.compile(r"https?://\S+/manage/\S+/")
 
 
@@ -105,8 +106,13 @@ def test_the_invitation_link_works_once_and_then_the_organiser_signs_in(alpha: I
     assert form.status_code == 200
     assert ADDRESS in text(form) and 'autocomplete="new-password"' in text(form)
     response = client.post(ACCEPT, {"new_password1": PASSWORD, "new_password2": PASSWORD})
-    assert (response.status_code, response["Location"]) == (303, LOGIN)
-    assert "You are now an organiser" in text(client.get(LOGIN))
+    # The password was just given: the second factor follows at once, without a second sign-in.
+    assert (response.status_code, response["Location"]) == (303, CODE_STEP)
+    enrolment = client.get(CODE_STEP)
+    assert (enrolment.status_code, enrolment["Location"]) == (303, "/manage/login/enrol/")
+    enrol_page = text(client.get("/manage/login/enrol/"))
+    assert "You are now an organiser" in enrol_page and "Set up your second factor" in enrol_page
+    assert client.get("/manage/exports/").status_code == 302  # not signed in before the second factor
 
     user = get_user_model().objects.get(username=ADDRESS)
     assert user.email == ADDRESS and not user.is_staff and user.check_password(PASSWORD)
@@ -196,6 +202,7 @@ def test_the_password_validators_apply_and_a_refusal_writes_nothing(
 
 def test_an_existing_account_joins_with_its_own_password(alpha: Initiative, beta: Initiative) -> None:
     existing = organiser(beta, "Joining@example.org")  # organises beta; typed in another case
+    device = totp_device(existing)
     invitation, path = invited(alpha, "joining@EXAMPLE.org")
     client = client_for(alpha)
     client.get(path)
@@ -208,7 +215,12 @@ def test_an_existing_account_joins_with_its_own_password(alpha: Initiative, beta
     assert (after[0], after[2], after[3]) == (before[0], before[2], before[3])  # nothing joined
     # A wrong password here is a failed sign-in like any other: audited, and throttled alike.
     assert AuditEvent.objects.filter(action="signin.failed").count() == after[1] - before[1] == 1
-    assert client.post(ACCEPT, {"password": PASSWORD}).status_code == 303
+    joined = client.post(ACCEPT, {"password": PASSWORD})
+    assert (joined.status_code, joined["Location"]) == (303, CODE_STEP)
+    # The account has its second factor already: the code step asks for it, then alpha's pages open.
+    assert client.get("/manage/exports/").status_code == 302
+    assert client.post(CODE_STEP, {"code": totp_code(device)}).status_code == 303
+    assert client.get("/manage/exports/").status_code == 200
     assert get_user_model().objects.filter(username__iexact=ADDRESS).count() == 1
     assert OrganiserMembership.objects.filter(user=existing, initiative=alpha).exists()
     event = AuditEvent.objects.get(action="organiser.joined")
