@@ -6,9 +6,7 @@ is set (CI sets it, so there a missing browser fails)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,20 +18,14 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from collection.models import Statement
 from collection.sealed import personal_data_decode
 from eci_platform.demo import demo_initiative_ensure
-from eci_platform.embedded import REPOSITORY_ROOT
 from tenants.keyring.sealing import open_sealed
 from tenants.models import Initiative
 from tenants.onboarding import initiative_onboard
+from tests.browser import axe_required, axe_serious_violations, browser_required, chromium, page_loaded
 from tests.conftest import onboarding_request
 from tests.processes import committed_initiative_remove, gunicorn, platform_environment
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("REQUIRE_BROWSER"),
-    reason="Chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
-)
+pytestmark = browser_required
 
 # Signing attempts per minute from one address on the strict test site: the accessibility test makes
 # four (two forms with errors, a statement, the same statement again) before it wants the 429 page.
@@ -99,27 +91,8 @@ def strict_site(
 
 @pytest.fixture
 def browser() -> Iterator[WebDriver]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+    with chromium() as driver:
+        yield driver
 
 
 def test_a_citizen_signs_the_demo_initiative_in_a_real_browser(
@@ -163,10 +136,6 @@ def _fill_and_submit(driver: WebDriver) -> None:
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
 
 
-def _loaded(driver: WebDriver) -> bool:
-    return bool(driver.execute_script("return document.readyState === 'complete'"))
-
-
 def _submit_without_the_widget(driver: WebDriver) -> None:
     """Send the form as it is, past the browser's checks and without a proof of work, and wait for the
     answer to load."""
@@ -184,12 +153,7 @@ def _submit_without_the_widget(driver: WebDriver) -> None:
     )
 
 
-AXE = REPOSITORY_ROOT / "node_modules" / "axe-core" / "axe.min.js"
-
-
-@pytest.mark.skipif(
-    not AXE.exists() and not os.environ.get("REQUIRE_BROWSER"), reason="axe-core is not installed (npm ci)"
-)
+@axe_required
 def test_the_public_pages_have_no_serious_accessibility_violations(
     strict_site: tuple[Initiative, str], browser: WebDriver, django_db_blocker: DjangoDbBlocker
 ) -> None:
@@ -205,23 +169,11 @@ def test_the_public_pages_have_no_serious_accessibility_violations(
         Initiative.objects.filter(pk=initiative.pk).update(
             contact_persons=[{"name": "Zoë Ørsted", "email": "zoe@example.eu"}]
         )
-    axe = AXE.read_text()
     pages = ["/?lang=en", "/sign/?lang=de", "/sign/FR/?lang=fr", "/sign/AT/?lang=en", "/sign/HU/?lang=en"]
     found: dict[str, list[str]] = {}
 
     def audit(label: str) -> None:
-        browser.execute_script(axe)
-        result = browser.execute_async_script(
-            "const done = arguments[arguments.length - 1];"
-            "const tags = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];"
-            "axe.run(document, {runOnly: {type: 'tag', values: tags}}).then(r => done(r.violations.map("
-            "  v => [v.id, v.impact, v.nodes.map(n => n.html.slice(0, 160)).join(' | ')])));"
-        )
-        serious = [
-            f"{rule} ({impact}, {count} nodes)"
-            for rule, impact, count in result
-            if impact in ("serious", "critical")
-        ]
+        serious = axe_serious_violations(browser)
         if serious:
             found[label] = serious
 
@@ -237,7 +189,6 @@ def test_the_public_pages_have_no_serious_accessibility_violations(
         if missing:
             found[f"{label}: ids named but absent"] = missing
 
-    browser.set_script_timeout(30)
     for path in pages:
         browser.get(f"{base}{path}")
         audit(path)
@@ -269,14 +220,14 @@ def test_the_public_pages_have_no_serious_accessibility_violations(
     # A statement (the widget solves the proof of work): the receipt.
     browser.get(f"{base}/sign/PL/?lang=en")
     _fill_and_submit(browser)
-    WebDriverWait(browser, 60).until(lambda d: "/receipt/" in d.current_url and _loaded(d))
+    WebDriverWait(browser, 60).until(lambda d: "/receipt/" in d.current_url and page_loaded(d))
     audit("receipt")
     # The same person again: 409.
     browser.get(f"{base}/sign/PL/?lang=en")
     _fill_and_submit(browser)
     # (The form's declaration says "already supported" too: wait for the page's heading.)
     WebDriverWait(browser, 60).until(
-        lambda d: _loaded(d) and "You have already supported" in d.find_element(By.TAG_NAME, "h1").text
+        lambda d: page_loaded(d) and "You have already supported" in d.find_element(By.TAG_NAME, "h1").text
     )
     audit("duplicate (409)")
     # Past the per-address limit: 429 (a few more tries, should a new minute have begun meanwhile).
