@@ -49,7 +49,6 @@ class OnboardingForm(forms.Form):
     registered_on = forms.DateField(help_text="YYYY-MM-DD")
     collection_start = forms.DateField(help_text="YYYY-MM-DD, at most 6 months after registration.")
     language = forms.ChoiceField(choices=settings.LANGUAGES, initial="en")
-    organiser_email = forms.EmailField(required=False, help_text="The first organiser's account.")
 
     def clean_contact_persons(self) -> tuple[ContactPerson, ...]:
         return contact_persons_parse_lines(self.cleaned_data["contact_persons"])
@@ -67,7 +66,6 @@ class OnboardingForm(forms.Form):
             registered_on=data["registered_on"],
             collection_start=data["collection_start"],
             language=data["language"],
-            organiser_email=data.get("organiser_email") or "",
         )
 
 

@@ -32,8 +32,8 @@ from tenants.models import (
     Domain,
     Initiative,
     InitiativeState,
-    OrganiserMembership,
 )
+from tenants.organisers import OrganiserError, organiser_invite
 from tenants.register import (
     TEXT_MAX_LENGTH,
     ContactPerson,
@@ -191,11 +191,18 @@ def initiative_onboard(
     no host serves, and hands the schema to a worker: schema creation never runs inside a web request.
     """
     errors = onboarding_errors(request)
+    if request.organiser_email and provision == "worker":
+        # No site answers the link before the worker has provisioned: invite from the console then.
+        errors.setdefault("organiser_email", []).append(
+            "Invite organisers once the initiative is provisioned (its Organisers page)."
+        )
     if errors:
         raise OnboardingError(errors)
 
     try:
         initiative = _onboarding_write(request, actor=actor, provision=provision)
+    except OrganiserError as error:  # the first organiser's invitation could not be made or sent
+        raise OnboardingError({"organiser_email": error.messages}) from None
     except IntegrityError:
         # Another onboarding took the slug or the registration number since validation ran.
         raise OnboardingError(
@@ -225,8 +232,6 @@ def _onboarding_write(
             state=InitiativeState.PROVISIONING,
         )
         Domain.objects.create(domain=initiative_domain_name(request.slug), tenant=initiative, is_primary=True)
-        if request.organiser_email:
-            _organiser_add(initiative, request.organiser_email, actor=actor)
         audit_record(
             actor=actor,
             action="initiative.onboarded",
@@ -237,6 +242,10 @@ def _onboarding_write(
         )
         if provision == "now":
             _provision(initiative, actor=actor, created_keks=created_keks)
+            if request.organiser_email:
+                # The first organiser gets an invitation like any other (a password and a second factor
+                # of their own); a message that cannot go out undoes the onboarding with it.
+                organiser_invite(initiative, email=request.organiser_email, actor=actor)
         else:
             initiative_id = initiative.pk
             # robust: a broker outage must not turn a saved onboarding into an error page; the
@@ -245,18 +254,6 @@ def _onboarding_write(
                 lambda: task_send("maintenance.provision_initiative", initiative_id), robust=True
             )
     return initiative
-
-
-def _organiser_add(initiative: Initiative, email: str, *, actor: str) -> None:
-    user_model = get_user_model()
-    user, created = user_model.objects.get_or_create(
-        username=email.lower(), defaults={"email": email.lower()}
-    )
-    if created:
-        user.set_unusable_password()  # the organiser sets a password and a second factor on first sign-in
-        user.save(update_fields=["password"])
-    OrganiserMembership.objects.get_or_create(user=user, initiative=initiative)
-    audit_record(actor=actor, action="organiser.added", initiative=initiative, user_id=user.pk)
 
 
 @contextlib.contextmanager

@@ -9,16 +9,27 @@ from io import StringIO
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core import mail
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import override_settings
 from django.utils import timezone
 from django_tenants.utils import schema_exists
 
 from collection.models import Statement
 from tenants.db import connection
-from tenants.models import AuditEvent, Domain, Initiative, InitiativeState, OrganiserMembership
+from tenants.models import (
+    AuditEvent,
+    Domain,
+    Initiative,
+    InitiativeState,
+    OrganiserInvitation,
+    OrganiserMembership,
+)
 from tenants.onboarding import OnboardingError, initiative_onboard, initiative_provision, onboarding_errors
 from tests.conftest import client_for, onboarding_request
+from tests.processes import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -77,19 +88,23 @@ def test_command_onboards_an_initiative_with_its_own_schema_domain_and_audit_tra
     assert initiative.schema_name.startswith("i_") and len(initiative.schema_name) == 14
     assert schema_exists(initiative.schema_name)
     assert Domain.objects.get(tenant=initiative).is_primary
-    member = OrganiserMembership.objects.get(initiative=initiative)
-    assert member.user.username == "organiser@example.org"
-    assert not member.user.has_usable_password()
+    # The first organiser is invited (a password and a second factor of their own), not made an account.
+    assert not OrganiserMembership.objects.filter(initiative=initiative).exists()
+    assert not get_user_model().objects.filter(username__iexact="organiser@example.org").exists()
+    invitation = OrganiserInvitation.objects.get(initiative=initiative)
+    assert invitation.email == "Organiser@example.org" and invitation.accepted_at is None  # domain folded
+    (message,) = mail.outbox
+    assert message.to == ["Organiser@example.org"]
+    assert f"gamma.{settings.PLATFORM_DOMAIN}" in message.body and "/manage/invitation/" in message.body
     actions = list(
         AuditEvent.objects.filter(initiative=initiative).order_by("id").values_list("action", flat=True)
     )
     assert actions == [
-        "membership.added",
-        "organiser.added",
         "initiative.onboarded",
         "key.created",
         "initiative.state_changed",
         "initiative.state_changed",
+        "organiser.invited",
     ]
     # The new schema has the tenant tables, empty.
     with initiative:
@@ -342,22 +357,34 @@ def test_a_schema_cloned_from_a_template_that_is_behind_gets_the_missing_migrati
         assert Statement.objects.count() == 0  # the table is there: migrated, not merely recorded
 
 
-def test_failed_provisioning_removes_the_organiser_account_made_for_it(
-    django_capture_on_commit_callbacks: pytest.FixtureRequest,
-) -> None:
-    from django.contrib.auth import get_user_model
+def test_an_onboarding_whose_invitation_cannot_be_sent_leaves_nothing_behind() -> None:
+    with (
+        override_settings(
+            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+            EMAIL_HOST="127.0.0.1",
+            EMAIL_PORT=free_port(),
+        ),
+        pytest.raises(OnboardingError) as refused,
+    ):
+        initiative_onboard(
+            onboarding_request("mu", 13, organiser_email="new.organiser@example.org"),
+            actor="operator",
+            provision="now",
+        )
+    assert "could not be sent" in str(refused.value.errors["organiser_email"])
+    assert not Initiative.objects.filter(slug="mu").exists()
+    assert not OrganiserInvitation.objects.exists() and not AuditEvent.objects.filter(initiative_slug="mu")
 
-    with django_capture_on_commit_callbacks():  # type: ignore[operator]
-        initiative = initiative_onboard(
+
+def test_onboarding_in_the_console_invites_no_one_before_the_site_exists() -> None:
+    with pytest.raises(OnboardingError) as refused:
+        initiative_onboard(
             onboarding_request("mu", 13, organiser_email="new.organiser@example.org"),
             actor="operator",
             provision="worker",
         )
-    with connection.cursor() as cursor:
-        cursor.execute(f'CREATE SCHEMA "{initiative.schema_name}"')
-    with pytest.raises(Exception, match="already exists"):
-        initiative_provision(initiative.pk)
-    assert not get_user_model().objects.filter(username="new.organiser@example.org").exists()
+    assert "once the initiative is provisioned" in str(refused.value.errors["organiser_email"])
+    assert not Initiative.objects.filter(slug="mu").exists()
 
 
 @pytest.mark.parametrize("slug", ["ok\n", "ok\n\n", "\nok"])

@@ -61,7 +61,11 @@ class Command(JsonCommand):
         parser.add_argument("--registered-on", required=True, help="YYYY-MM-DD")
         parser.add_argument("--collection-start", required=True, help="YYYY-MM-DD")
         parser.add_argument("--language", default="en", help="The registered language (default en).")
-        parser.add_argument("--organiser-email", default="")
+        parser.add_argument(
+            "--organiser-email",
+            default="",
+            help="Invite the first organiser: a single-use link to set a password and a second factor.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         dates = {field: _date(options[field]) for field in ("registered_on", "collection_start")}
