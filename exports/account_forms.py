@@ -4,26 +4,24 @@ their checks (AUTH_PASSWORD_VALIDATORS); saving goes through tenants.organisers,
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import PasswordChangeForm, PasswordResetForm, SetPasswordForm
-from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.cache import cache
-from django.urls import reverse
-from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
+from kombu.exceptions import OperationalError
 
-from tenants.audit import audit_record
 from tenants.models import Initiative
 from tenants.organisers import ADDRESS_MAX_LENGTH, organiser_accounts_with_address, organiser_password_set
-from tenants.urls import initiative_site_url
+from workers.base import task_send
 
 # At most this many reset messages per account and window: a stranger cannot flood an organiser's inbox.
 RESET_MAILS_PER_ACCOUNT = 3
 RESET_WINDOW_SECONDS = 60 * 60
-# Who asks for a reset is not known (the page is for people who cannot sign in).
-RESET_ACTOR = "password-reset-page"
+RESET_MAIL_TASK = "default.password_reset_mail"
+
+logger = logging.getLogger(__name__)
 
 
 def _labelled_passwords(form: Any, first: str, second: str) -> None:
@@ -77,58 +75,16 @@ class OrganiserPasswordResetForm(PasswordResetForm):
             {"required": "Enter your e-mail address.", "invalid": "Enter a valid e-mail address."}
         )
 
-    def save(  # type: ignore[override]
-        self,
-        *,
-        request: Any,
-        token_generator: PasswordResetTokenGenerator,
-        subject_template_name: str,
-        email_template_name: str,
-        **_ignored: Any,
-    ) -> None:
+    def save(self, *, request: Any, **_ignored: Any) -> None:  # type: ignore[override]
         initiative: Initiative = request.tenant
         for user in organiser_accounts_with_address(initiative, self.cleaned_data["email"]):
-            if not _reset_mail_allowed(user.pk):
-                continue
-            uid = urlsafe_base64_encode(force_bytes(user.pk))
-            path = reverse(
-                "manage-password-reset-confirm",
-                kwargs={"uidb64": uid, "token": token_generator.make_token(user)},
-            )
-            # On the initiative's own site (its primary domain), whatever Host the request came with.
-            context = {
-                "initiative": initiative,
-                "title": initiative.text("title", "en"),
-                "link": initiative_site_url(initiative).rstrip("/") + path,
-                "user": user,
-                "minutes": _reset_minutes(),
-            }
-            # Django's send_mail logs (by user id) and swallows a failure: the answer stays the same.
-            self.send_mail(
-                subject_template_name, email_template_name, context, None, user.email or user.username
-            )
-            audit_record(
-                actor=RESET_ACTOR,
-                action="organiser.password_reset_sent",
-                initiative=initiative,
-                user_id=user.pk,
-            )
-
-
-class InitiativeResetTokens(PasswordResetTokenGenerator):
-    """Django's reset tokens (bound to the account's password and last sign-in, so used once), salted
-    with the initiative: a link works only on the site of the initiative it was asked for, even for an
-    account that organises several."""
-
-    def __init__(self, initiative: Initiative) -> None:
-        super().__init__()
-        self.key_salt = f"eci.manage.password-reset.{initiative.pk}"
-
-
-def _reset_minutes() -> int:
-    from django.conf import settings
-
-    return int(settings.PASSWORD_RESET_TIMEOUT) // 60
+            if _reset_mail_allowed(user.pk):
+                # Sent by a worker (ids only): this answer takes as long whoever the address is. A broker
+                # outage changes nothing in the answer either; asking again sends the message.
+                try:
+                    task_send(RESET_MAIL_TASK, initiative.pk, user.pk)
+                except OperationalError:
+                    logger.warning("password reset task for user %s not queued: broker unavailable", user.pk)
 
 
 def _reset_mail_allowed(user_id: int) -> bool:

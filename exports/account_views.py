@@ -27,13 +27,13 @@ from exports.access import (
     manage_language_activate,
 )
 from exports.account_forms import (
-    InitiativeResetTokens,
     InvitationExistingPasswordForm,
     InvitationNewPasswordForm,
     OrganiserPasswordChangeForm,
     OrganiserPasswordResetForm,
     OrganiserSetPasswordForm,
 )
+from exports.password_reset import InitiativeResetTokens
 from exports.selectors import organiser_of
 from tenants.organisers import (
     InvitationGoneError,
@@ -146,13 +146,7 @@ class PasswordResetView(_ManagePage, auth_views.PasswordResetView):
 
     form_class = OrganiserPasswordResetForm
     template_name = "manage/password_reset_form.html"
-    email_template_name = "manage/password_reset_email.txt"
-    subject_template_name = "manage/password_reset_subject.txt"
     success_url = reverse_lazy("manage-password-reset-sent")
-
-    @property
-    def token_generator(self) -> InitiativeResetTokens:
-        return InitiativeResetTokens(current_initiative(self.request))
 
     def form_invalid(self, form: Any) -> HttpResponse:
         response = super().form_invalid(form)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from exports.password_reset import password_reset_mail_send
 from exports.selectors import export_jobs_to_resume
 from exports.services import export_run
 from tenants.db import connection
@@ -33,3 +34,9 @@ def reconcile_exports() -> dict[str, list[int]]:
             resent[initiative.slug] = job_ids
     connection.set_schema_to_public()
     return resent
+
+
+@platform_task("default.password_reset_mail")
+def send_password_reset_mail(initiative_id: int, user_id: int) -> bool:
+    """Send an organiser's password-reset link (exports/password_reset.py)."""
+    return password_reset_mail_send(initiative_id, user_id)

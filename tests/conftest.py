@@ -101,6 +101,18 @@ def _redis_databases_of_the_tests() -> Iterator[None]:
         app.conf.update(**previous)
 
 
+@pytest.fixture
+def tasks_run_inline() -> Iterator[None]:
+    """Tasks sent during the test run at once in this process (Celery's eager mode), as a worker would
+    run them, errors included."""
+    from eci_platform.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.update(task_always_eager=True, task_eager_propagates=True)
+    yield
+    app.conf.update(task_always_eager=previous[0], task_eager_propagates=previous[1])
+
+
 @pytest.fixture(autouse=True)
 def _empty_cache() -> None:
     """Counters and published counts of one test must not leak into the next (only this run's keys go:

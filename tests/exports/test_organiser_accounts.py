@@ -7,6 +7,7 @@ server (aiosmtpd) in this process."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import re
 import threading
@@ -18,12 +19,14 @@ from urllib.parse import urlsplit
 import pytest
 import time_machine
 from aiosmtpd.controller import Controller
+from celery.signals import before_task_publish
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core import mail
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from exports.tasks import send_password_reset_mail
 from tenants.audit import COMMAND_LINE_ACTOR
 from tenants.models import AuditEvent, Initiative, OrganiserInvitation, OrganiserMembership
 from tenants.organisers import organiser_invite
@@ -305,10 +308,25 @@ def test_removing_an_organiser_signs_them_out_at_once(alpha: Initiative, beta: I
 # -- password reset -----------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def before_task_publish_seen(sent: list[Any]) -> Iterator[None]:
+    """Record (task name, arguments) of each task published to the broker inside the block."""
+
+    def seen(sender: str, body: Any, **_kwargs: Any) -> None:
+        sent.append((sender, list(body[0])))
+
+    before_task_publish.connect(seen)
+    try:
+        yield
+    finally:
+        before_task_publish.disconnect(seen)
+
+
 def _normalised(response: Any) -> str:
     return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", response.content.decode())
 
 
+@pytest.mark.usefixtures("tasks_run_inline")
 def test_a_reset_mail_goes_only_to_an_organiser_of_this_initiative_and_the_answer_never_tells(
     alpha: Initiative, beta: Initiative
 ) -> None:
@@ -335,6 +353,7 @@ def test_a_reset_mail_goes_only_to_an_organiser_of_this_initiative_and_the_answe
     assert [event.details for event in events] == [{"user_id": member.pk}]
 
 
+@pytest.mark.usefixtures("tasks_run_inline")
 def test_the_reset_link_sets_a_new_password_once_on_its_own_site(alpha: Initiative, beta: Initiative) -> None:
     member = organiser(alpha, "member@example.org")
     OrganiserMembership.objects.create(user=member, initiative=beta)
@@ -371,6 +390,7 @@ def test_the_reset_link_sets_a_new_password_once_on_its_own_site(alpha: Initiati
     signed_in(alpha, member, NEW_PASSWORD)
 
 
+@pytest.mark.usefixtures("tasks_run_inline")
 def test_reset_mails_to_one_account_are_limited(alpha: Initiative) -> None:
     organiser(alpha, "member@example.org")
     for _ in range(5):
@@ -379,6 +399,37 @@ def test_reset_mails_to_one_account_are_limited(alpha: Initiative) -> None:
             == 302
         )
     assert len(mail.outbox) == 3
+
+
+def test_the_reset_page_leaves_the_sending_to_a_worker_with_ids_only(alpha: Initiative) -> None:
+    """The page answers without talking to the mail server (its timing does not tell whether the address
+    is an organiser's); the worker's task gets two ids and makes the link itself."""
+    member = organiser(alpha, "member@example.org")
+    sent: list[Any] = []
+    with before_task_publish_seen(sent):
+        response = client_for(alpha).post("/manage/password-reset/", {"email": "member@example.org"})
+    assert response.status_code == 302
+    assert sent == [("default.password_reset_mail", [alpha.pk, member.pk])]
+    assert mail.outbox == []  # nothing sent by the web request
+    assert send_password_reset_mail(alpha.pk, member.pk) is True
+    (message,) = mail.outbox
+    assert message.to == ["member@example.org"] and urlsplit(link_in(message)).hostname == host_of(alpha)
+
+
+def test_the_reset_task_sends_nothing_to_an_account_that_no_longer_organises(alpha: Initiative) -> None:
+    member = organiser(alpha, "member@example.org")
+    OrganiserMembership.objects.filter(user=member).delete()
+    before = written()
+    assert send_password_reset_mail(alpha.pk, member.pk) is False
+    assert mail.outbox == [] and written() == before
+
+
+def test_a_reset_message_that_cannot_go_out_is_not_recorded_as_sent(alpha: Initiative) -> None:
+    member = organiser(alpha, "member@example.org")
+    smtp = "django.core.mail.backends.smtp.EmailBackend"
+    with override_settings(EMAIL_BACKEND=smtp, EMAIL_HOST="127.0.0.1", EMAIL_PORT=free_port()):
+        assert send_password_reset_mail(alpha.pk, member.pk) is False
+    assert not AuditEvent.objects.filter(action="organiser.password_reset_sent").exists()
 
 
 def test_a_bad_reset_address_is_a_400_with_the_reason(alpha: Initiative) -> None:
