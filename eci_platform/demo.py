@@ -24,7 +24,7 @@ from eci_platform.embedded import data_dir
 from regulation.annex_iii import FORM_REVISION
 from regulation.member_states import member_states
 from tenants.audit import SYSTEM_ACTOR
-from tenants.models import Initiative, OrganiserMembership
+from tenants.models import Initiative, OrganiserMembership, SealedTOTPDevice
 from tenants.onboarding import OnboardingRequest, initiative_onboard
 from tenants.register import ContactPerson
 from tenants.selectors import initiative_by_slug
@@ -65,12 +65,10 @@ def _development_totp_ensure(user: User, file_name: str) -> Path:
             handle.write(f"{device.config_url}\n{base64.b32encode(device.bin_key).decode()}\n")
     url = secret_file.read_text().splitlines()[0]
     key = base64.b32decode(parse_qs(urlsplit(url).query)["secret"][0]).hex()
-    device, _created = TOTPDevice.objects.get_or_create(
-        user=user, name=DEVELOPMENT_DEVICE, defaults={"key": key, "confirmed": True}
-    )
-    if device.key != key or not device.confirmed:
-        device.key, device.confirmed, device.last_t, device.drift = key, True, -1, 0
-        device.save()
+    device = SealedTOTPDevice.objects.filter(user=user, name=DEVELOPMENT_DEVICE).first()
+    if device is None or device.bin_key.hex() != key or not device.confirmed:
+        SealedTOTPDevice.objects.filter(user=user, name=DEVELOPMENT_DEVICE).delete()
+        SealedTOTPDevice.for_secret(user, bytes.fromhex(key), name=DEVELOPMENT_DEVICE, confirmed=True).save()
     return secret_file
 
 

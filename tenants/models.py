@@ -8,6 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models, transaction
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_tenants.models import DomainMixin, TenantMixin
 
 from regulation.periods import collection_end
@@ -412,3 +414,84 @@ class DestructionRecord(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.finished_at is not None
+
+
+# -- the second factor's devices (django-otp), with their secrets kept out of reach of a database copy --
+
+
+class SealedTOTPDevice(TimestampMixin, ThrottlingMixin, Device):
+    """django-otp's TOTP device, its secret sealed (tenants/keyring/account_secrets.py) instead of kept in
+    clear. Same fields and checks as django-otp's TOTPDevice, whose verification and set-up URL it uses."""
+
+    sealed_key: models.BinaryField[bytes, bytes] = models.BinaryField(
+        help_text="The TOTP secret, sealed under a key from the key provider."
+    )
+    step: models.PositiveSmallIntegerField[int, int] = models.PositiveSmallIntegerField(default=30)
+    t0: models.BigIntegerField[int, int] = models.BigIntegerField(default=0)
+    digits: models.PositiveSmallIntegerField[int, int] = models.PositiveSmallIntegerField(
+        choices=[(6, 6), (8, 8)], default=6
+    )
+    tolerance: models.PositiveSmallIntegerField[int, int] = models.PositiveSmallIntegerField(default=1)
+    drift: models.SmallIntegerField[int, int] = models.SmallIntegerField(default=0)
+    last_t: models.BigIntegerField[int, int] = models.BigIntegerField(
+        default=-1, help_text="The time step of the last code accepted."
+    )
+
+    class Meta(Device.Meta):
+        verbose_name = "TOTP device"
+
+    @classmethod
+    def for_secret(cls, user: Any, secret: bytes, **fields: Any) -> SealedTOTPDevice:
+        from tenants.keyring.account_secrets import totp_secret_seal
+
+        return cls(user=user, sealed_key=totp_secret_seal(secret, user_id=user.pk), **fields)
+
+    @property
+    def bin_key(self) -> bytes:
+        from tenants.keyring.account_secrets import totp_secret_open
+
+        return totp_secret_open(self.sealed_key, user_id=self.user_id)
+
+    # django-otp's own (they read bin_key and the fields above).
+    verify_token = TOTPDevice.verify_token
+    get_throttle_factor = TOTPDevice.get_throttle_factor
+    config_url = TOTPDevice.config_url
+    _read_str_from_settings = TOTPDevice._read_str_from_settings
+
+
+class BackupCodeDevice(ThrottlingMixin, Device):
+    """Single-use backup codes, each kept as an HMAC (django-otp's static device keeps them in clear)."""
+
+    class Meta(Device.Meta):
+        verbose_name = "backup codes"
+
+    def verify_token(self, token: Any) -> bool:
+        from tenants.keyring.account_secrets import backup_code_digest
+
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        digest = backup_code_digest(str(token), user_id=self.user_id)
+        with transaction.atomic():
+            spent = BackupCode.objects.select_for_update().filter(device=self, digest=digest).first()
+            if spent is not None:
+                spent.delete()  # good once
+        if spent is None:
+            self.throttle_increment(commit=True)
+            return False
+        self.throttle_reset(commit=True)
+        return True
+
+    def get_throttle_factor(self) -> int:
+        return int(getattr(settings, "OTP_STATIC_THROTTLE_FACTOR", 1))
+
+
+class BackupCode(models.Model):
+    device = models.ForeignKey(BackupCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    digest = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "digest"], name="backup_code_unique")]
+
+    def __str__(self) -> str:
+        return f"backup code {self.pk} of device {self.device_id}"  # never the code

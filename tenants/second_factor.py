@@ -34,12 +34,13 @@ from django_otp import devices_for_user, user_has_device, verify_token
 from django_otp import login as otp_login
 from django_otp.models import Device
 from django_otp.oath import TOTP
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp.util import random_hex
 
 from tenants.audit import audit_record
-from tenants.models import Initiative
+from tenants.keyring.account_secrets import backup_code_digest
+from tenants.models import BackupCode, BackupCodeDevice, Initiative, SealedTOTPDevice
 from tenants.sessions import user_sessions_end
 
 PENDING_KEY = "second_factor_pending"
@@ -147,7 +148,7 @@ class CodeCheck:
 
 
 def _devices(user: User, kind: str) -> list[Device]:
-    model = TOTPDevice if kind == "totp" else StaticDevice
+    model = SealedTOTPDevice if kind == "totp" else BackupCodeDevice
     return list(model.objects.devices_for_user(user, confirmed=True))
 
 
@@ -178,7 +179,7 @@ class Provisioning:
 def totp_provisioning(user: User, key: str) -> Provisioning:
     """What an authenticator app needs: the otpauth:// URL as a QR code (inline SVG: no request for an
     image that would carry the secret) and the secret as base32 text to type in."""
-    device = TOTPDevice(user=user, key=key)  # not saved: only for django-otp's URL format
+    device = TOTPDevice(user=user, key=key)  # not saved, never sealed: only for django-otp's URL format
     url = device.config_url
     svg = segno.make(url, error="m").svg_inline(
         scale=4, border=4, light="#fff", title="QR code of the authenticator app set-up", svgclass="qr-code"
@@ -189,7 +190,7 @@ def totp_provisioning(user: User, key: str) -> Provisioning:
 
 @dataclass(frozen=True)
 class Enrolment:
-    device: TOTPDevice
+    device: SealedTOTPDevice
     backup_codes: list[str]
 
 
@@ -200,8 +201,8 @@ def second_factor_enrol(
     backup codes, in one transaction. None for a wrong code (audited). The backup codes are returned
     once and never again (django-otp keeps them to compare)."""
     code = code_normalise(code)
-    device = TOTPDevice(user=user, key=key, name="Authenticator app", confirmed=True)
-    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    device = SealedTOTPDevice.for_secret(user, bytes.fromhex(key), name="Authenticator app", confirmed=True)
+    totp = TOTP(bytes.fromhex(key), device.step, device.t0, device.digits, device.drift)
     # Checked before any row exists (TOTPDevice.verify_token would save the device, right or wrong).
     if not (TOTP_CODE.fullmatch(code) and totp.verify(int(code), tolerance=device.tolerance)):
         audit_second_factor_failed(user, actor=actor, initiative=initiative, site=site, stage="enrolment")
@@ -215,9 +216,7 @@ def second_factor_enrol(
         for leftover in devices_for_user(user, confirmed=None):  # unconfirmed ones, made elsewhere
             leftover.delete()
         device.save()
-        static = StaticDevice.objects.create(user=user, name="Backup codes", confirmed=True)
-        codes = [StaticToken.random_token() for _ in range(settings.SECOND_FACTOR_BACKUP_CODES)]
-        StaticToken.objects.bulk_create([StaticToken(device=static, token=token) for token in codes])
+        codes = backup_codes_replace(user)
         audit_record(
             actor=actor,
             action="second_factor.enrolled",
@@ -227,6 +226,18 @@ def second_factor_enrol(
             backup_codes=len(codes),
         )
     return Enrolment(device, codes)
+
+
+def backup_codes_replace(user: User, count: int | None = None) -> list[str]:
+    """A new set of backup codes (any earlier set is gone), kept as HMACs; the codes are returned once."""
+    BackupCodeDevice.objects.filter(user=user).delete()
+    device = BackupCodeDevice.objects.create(user=user, name="Backup codes", confirmed=True)
+    # django-otp's format: 8 characters of base32, 40 random bits.
+    codes = [StaticToken.random_token() for _ in range(count or settings.SECOND_FACTOR_BACKUP_CODES)]
+    BackupCode.objects.bulk_create(
+        [BackupCode(device=device, digest=backup_code_digest(code, user_id=user.pk)) for code in codes]
+    )
+    return codes
 
 
 # -- the signed-in session ----------------------------------------------------------------------------------
@@ -312,7 +323,7 @@ def audit_backup_code_used(
     user: User, device: Device, *, actor: str, initiative: Initiative | None, site: str
 ) -> None:
     """A backup code was spent: worth knowing (a lost phone, or a stolen sheet), and how many are left."""
-    remaining = StaticToken.objects.filter(device_id=device.pk).count()
+    remaining = BackupCode.objects.filter(device_id=device.pk).count()
     audit_record(
         actor=actor,
         action="second_factor.backup_code_used",

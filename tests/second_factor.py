@@ -11,19 +11,23 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import TOTP, hotp
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp.util import random_hex
 
-from tenants.second_factor import VERIFIED_AT_KEY
+from tenants.models import SealedTOTPDevice
+from tenants.second_factor import VERIFIED_AT_KEY, backup_codes_replace
 
 
-def totp_device(user: User) -> TOTPDevice:
+def totp_device(user: User) -> SealedTOTPDevice:
     """The user's confirmed TOTP device (made if there is none)."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
-    return device or TOTPDevice.objects.create(user=user, name="test app", confirmed=True)
+    device = SealedTOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        secret = bytes.fromhex(random_hex(20))
+        device = SealedTOTPDevice.for_secret(user, secret, name="test app", confirmed=True)
+        device.save()
+    return device
 
 
-def totp_code(device: TOTPDevice) -> str:
+def totp_code(device: SealedTOTPDevice) -> str:
     """The code an authenticator app shows now; if that one was used already, the next one (within the
     device's tolerance), as a phone a little ahead would show."""
     device.refresh_from_db()
@@ -34,13 +38,8 @@ def totp_code(device: TOTPDevice) -> str:
 
 
 def backup_codes(user: User, count: int = 2) -> list[str]:
-    device = StaticDevice.objects.filter(user=user).first() or StaticDevice.objects.create(
-        user=user, name="Backup codes", confirmed=True
-    )
-    codes = [StaticToken.random_token() for _ in range(count)]
-    for code in codes:
-        device.token_set.create(token=code)
-    return codes
+    """A new set of `count` backup codes for the user, made as the enrolment makes them."""
+    return backup_codes_replace(user, count)
 
 
 def two_step_sign_in(client: Client, login_path: str, user: User, password: str, **extra: Any) -> Any:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from eci_platform.demo import _development_totp_ensure
+from tenants.models import SealedTOTPDevice
 
 pytestmark = pytest.mark.django_db
 
@@ -24,11 +24,11 @@ def test_the_demo_device_is_kept_in_a_private_file(tmp_path: Path, monkeypatch: 
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     url, secret = path.read_text().splitlines()
     assert url.startswith("otpauth://totp/") and f"secret={secret}" in url
-    device = TOTPDevice.objects.get(user=user)
-    assert device.confirmed and device.key == base64.b32decode(secret).hex()
+    device = SealedTOTPDevice.objects.get(user=user)
+    assert device.confirmed and device.bin_key == base64.b32decode(secret)
     # The next start keeps file and device; a device changed meanwhile gets the file's secret back.
-    device.key = "00" * 20
+    device.sealed_key = SealedTOTPDevice.for_secret(user, bytes(20)).sealed_key
     device.save()
     assert _development_totp_ensure(user, "operator-totp") == path
     assert path.read_text().splitlines() == [url, secret]
-    assert TOTPDevice.objects.get(user=user).key == base64.b32decode(secret).hex()
+    assert SealedTOTPDevice.objects.get(user=user).bin_key == base64.b32decode(secret)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+import importlib
 import io
 import json
 import re
@@ -20,14 +21,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.test import Client
 from django_otp.oath import TOTP
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from eci_crypto.certificates import certificate_fingerprint, certificate_load, self_signed_certificate_create
 from tenants.authorities import authority_register
-from tenants.models import AuditEvent, CompetentAuthority
+from tenants.keyring.account_secrets import SealedSecretError
+from tenants.models import AuditEvent, BackupCode, BackupCodeDevice, CompetentAuthority, SealedTOTPDevice
+from tenants.second_factor import code_check
 from tests.second_factor import backup_codes, totp_code, totp_device, two_step_sign_in, verified_login
 
 pytestmark = pytest.mark.django_db
@@ -137,7 +139,7 @@ def test_a_backup_code_signs_in_once(platform_client: Client) -> None:
         assert throttled.status_code == 429 and int(throttled["Retry-After"]) > 0
         traveller.shift(datetime.timedelta(seconds=3))
         assert again.post(CODE, {"code": second}).status_code == 303
-    assert not StaticToken.objects.filter(device__user=user).exists()
+    assert not BackupCode.objects.filter(device__user=user).exists()
 
 
 def test_an_operator_without_a_device_enrols_after_the_password(platform_client: Client) -> None:
@@ -159,7 +161,7 @@ def test_an_operator_without_a_device_enrols_after_the_password(platform_client:
     codes = re.findall(r"<li><code>([a-z2-7]{8})</code></li>", done.content.decode())
     assert len(codes) == 10
     assert platform_client.get(CONSOLE).status_code == 200
-    assert TOTPDevice.objects.get(user=user, confirmed=True).key == key.hex()
+    assert SealedTOTPDevice.objects.get(user=user, confirmed=True).bin_key == key
     event = AuditEvent.objects.get(action="second_factor.enrolled")
     assert event.details == {"user_id": user.pk, "site": "operator", "backup_codes": 10}
     assert not any(code in json.dumps(event.details) for code in codes)
@@ -226,8 +228,8 @@ def test_an_operator_resets_a_second_factor_ending_sessions_and_forcing_enrolmen
     assert url in operator.get(f"/operator/auth/user/{victim.pk}/change/").content.decode()
     response = operator.post(url)
     assert response.status_code == 302
-    assert not TOTPDevice.objects.filter(user=victim).exists()
-    assert not StaticDevice.objects.filter(user=victim).exists()
+    assert not SealedTOTPDevice.objects.filter(user=victim).exists()
+    assert not BackupCodeDevice.objects.filter(user=victim).exists()
     assert theirs.get(CONSOLE).status_code == 302  # their session ended
     event = AuditEvent.objects.get(action="second_factor.reset")
     assert event.actor == "op"
@@ -247,7 +249,7 @@ def test_a_reset_needs_the_permission_and_a_known_user(platform_client: Client, 
     verified_login(platform_client, viewer)
     assert platform_client.post(f"/operator/auth/user/{victim.pk}/second-factor/").status_code == 403
     assert operator.post("/operator/auth/user/999999999/second-factor/").status_code == 404
-    assert TOTPDevice.objects.filter(user=victim).exists()
+    assert SealedTOTPDevice.objects.filter(user=victim).exists()
     assert not AuditEvent.objects.filter(action="second_factor.reset").exists()
 
 
@@ -258,7 +260,7 @@ def test_reset_second_factor_command(platform_client: Client) -> None:
     stdout = io.StringIO()
     call_command("reset_second_factor", "--user", "by-command", "--json", stdout=stdout)
     assert json.loads(stdout.getvalue()) == {"user_id": victim.pk, "devices_removed": 1, "sessions_ended": 1}
-    assert not TOTPDevice.objects.filter(user=victim).exists()
+    assert not SealedTOTPDevice.objects.filter(user=victim).exists()
     assert platform_client.get(CONSOLE).status_code == 302
     assert AuditEvent.objects.get(action="second_factor.reset").actor == "command-line"
 
@@ -268,3 +270,50 @@ def test_reset_second_factor_command(platform_client: Client) -> None:
     assert json.loads(refused.getvalue())["errors"] == {"user": ["Unknown."]}
     assert "nobody-at-all" not in refused.getvalue()
     assert AuditEvent.objects.filter(action="second_factor.reset").count() == 1
+
+
+# -- the secrets at rest ------------------------------------------------------------------------------------
+
+
+def test_a_copy_of_the_database_holds_no_secret_and_no_backup_code() -> None:
+    """The TOTP secret is sealed under a key from the key provider, bound to its account; backup codes are
+    HMACs. Neither is in a row as it is, and a sealed secret moved to another account does not open."""
+    user, other = _staff(), _staff("another-operator")
+    device = totp_device(user)
+    codes = backup_codes(user, 3)
+    secret = device.bin_key
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sealed_key FROM tenants_sealedtotpdevice WHERE id = %s", [device.pk])
+        (stored,) = cursor.fetchone()
+        cursor.execute("SELECT digest FROM tenants_backupcode")
+        digests = [row[0] for row in cursor.fetchall()]
+    assert secret not in bytes(stored) and secret.hex().encode() not in bytes(stored)
+    assert len(digests) == 3 and not set(codes) & set(digests)
+    assert not any(code in digest for code in codes for digest in digests)
+    moved = SealedTOTPDevice.objects.create(user=other, name="moved", confirmed=True, sealed_key=stored)
+    with pytest.raises(SealedSecretError):
+        moved.bin_key  # noqa: B018
+    tampered = bytearray(stored)
+    tampered[-1] ^= 1
+    device.sealed_key = bytes(tampered)
+    with pytest.raises(SealedSecretError):
+        device.bin_key  # noqa: B018
+
+
+def test_devices_made_before_move_to_sealed_secrets_and_still_accept_their_codes() -> None:
+    from django.apps import apps
+    from django_otp.plugins.otp_static.models import StaticDevice
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    migration = importlib.import_module("tenants.migrations.0006_sealed_second_factor")
+    user = _staff()
+    old = TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    static = StaticDevice.objects.create(user=user, name="Backup codes", confirmed=True)
+    static.token_set.create(token="abcdefgh")
+    migration._devices_move(apps, None)
+    assert not TOTPDevice.objects.exists() and not StaticDevice.objects.exists()
+    moved = SealedTOTPDevice.objects.get(user=user)
+    assert moved.bin_key == old.bin_key and moved.name == "phone"
+    assert code_check(user, totp_code(moved)).device == moved
+    assert code_check(user, "ABCD EFGH").device is not None  # typed from paper
+    assert not BackupCode.objects.filter(device__user=user).exists()  # spent
