@@ -88,6 +88,14 @@ def test_the_session_cookie_lasts_12_hours_at_most(alpha: Initiative) -> None:
         assert cookie["httponly"]
 
 
+def test_the_session_cookie_is_http_only_and_same_site_lax(alpha: Initiative) -> None:
+    for kind in ("operator", "organiser"):
+        client, _page, _login = _sign_in(kind, alpha)
+        cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+        assert cookie["httponly"] and cookie["samesite"] == "Lax"
+        assert not cookie["domain"]  # host-only: an initiative's cookie never reaches another host
+
+
 def test_a_post_with_an_expired_session_changes_nothing_and_returns_to_the_sign_in_page(
     alpha: Initiative,
 ) -> None:

@@ -183,6 +183,7 @@ def test_an_unknown_token_is_a_clear_404(alpha: Initiative, token: str) -> None:
     ("password", "again", "problem"),
     [
         ("short pw 1", "short pw 1", "too short"),
+        ("eleven char", "eleven char", "too short"),  # 11: the minimum is 12
         ("joining@example.org!", "joining@example.org!", "too similar"),
         ("password1234", "password1234", "too common"),
         (PASSWORD, PASSWORD + "x", "The two passwords are not the same"),

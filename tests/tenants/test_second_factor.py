@@ -90,6 +90,25 @@ def test_a_current_code_signs_in_and_a_used_one_does_not_again(platform_client: 
     assert replay.get(CONSOLE).status_code == 302
 
 
+def test_a_session_key_planted_before_the_sign_in_is_worth_nothing_after_it() -> None:
+    """Session fixation: the key a victim is given before signing in is replaced at the password step
+    and again at the code step; whoever planted it is not signed in."""
+    user = _staff()
+    attacker = Client(HTTP_HOST=settings.PLATFORM_DOMAIN)
+    planted = attacker.session.session_key  # a stored session, its cookie set in the attacker's client
+    assert planted
+    victim = Client(HTTP_HOST=settings.PLATFORM_DOMAIN)
+    victim.cookies[settings.SESSION_COOKIE_NAME] = planted
+    assert _password_step(victim, user).status_code == 302
+    pending = victim.cookies[settings.SESSION_COOKIE_NAME].value
+    assert pending != planted
+    assert victim.post(CODE, {"code": totp_code(totp_device(user))}).status_code == 303
+    signed_in = victim.cookies[settings.SESSION_COOKIE_NAME].value
+    assert signed_in not in (planted, pending)
+    assert victim.get(CONSOLE).status_code == 200
+    assert attacker.get(CONSOLE).status_code == 302
+
+
 @pytest.mark.parametrize("typed", ["000000", "12345", "abc", "", " ", "9" * 5000, "zzzzzzzz", "é" * 6])
 def test_a_wrong_or_malformed_code_is_a_400_and_audited_without_the_code(
     platform_client: Client, typed: str
