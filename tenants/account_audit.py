@@ -23,6 +23,7 @@ from django.db.models import Model
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from django.http import HttpRequest, HttpResponse
 
+from tenants.account_notices import AccountChange, account_change_notify
 from tenants.audit import ANONYMOUS_ACTOR, SYSTEM_ACTOR, audit_pseudonym, audit_record
 from tenants.models import Initiative, OrganiserMembership
 
@@ -150,6 +151,8 @@ def _user_saved(sender: Any, instance: Any, created: bool, raw: bool = False, **
             fields=changed,
             **{flag: flags[flag] for flag in USER_FLAGS if flag in changed},
         )
+    if "password" in changed:  # whichever way it changed: the account holder hears of it
+        account_change_notify(instance.pk, AccountChange.PASSWORD)
 
 
 def _user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:

@@ -38,6 +38,7 @@ from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp.util import random_hex
 
+from tenants.account_notices import AccountChange, account_change_notify
 from tenants.audit import audit_record
 from tenants.keyring.account_secrets import backup_code_digest
 from tenants.models import BackupCode, BackupCodeDevice, Initiative, SealedTOTPDevice
@@ -225,6 +226,7 @@ def second_factor_enrol(
             site=_site_kind(site),
             backup_codes=len(codes),
         )
+        account_change_notify(user.pk, AccountChange.SECOND_FACTOR_ENROLLED)
     return Enrolment(device, codes)
 
 
@@ -295,6 +297,7 @@ def second_factor_reset(user: User, *, actor: str) -> SecondFactorReset:
             devices=len(devices),
             sessions_ended=sessions,
         )
+        account_change_notify(user.pk, AccountChange.SECOND_FACTOR_RESET)
     return SecondFactorReset(int(user.pk), len(devices), sessions)
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import datetime
 from typing import Any
 
+from tenants.account_notices import account_change_notice_send
 from tenants.audit import SYSTEM_ACTOR
 from tenants.db import connection
 from tenants.destruction import destroy_due as destroy_due_run
@@ -85,3 +86,9 @@ def destroy_due() -> dict[str, Any]:
     if report.waiting:
         destroy_due.apply_async(countdown=DESTRUCTION_RETRY_SECONDS)
     return report.as_dict()
+
+
+@platform_task("default.account_change_notice")
+def send_account_change_notice(user_id: int, change: int) -> bool:
+    """Tell an account holder that their password or second factor changed (tenants/account_notices.py)."""
+    return account_change_notice_send(user_id, change)

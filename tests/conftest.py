@@ -4,6 +4,7 @@ Redis (embedded ones when DATABASE_URL / REDIS_URL are unset: tests/embedded_ser
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery.signals import before_task_publish
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
@@ -111,6 +113,20 @@ def tasks_run_inline() -> Iterator[None]:
     app.conf.update(task_always_eager=True, task_eager_propagates=True)
     yield
     app.conf.update(task_always_eager=previous[0], task_eager_propagates=previous[1])
+
+
+@contextlib.contextmanager
+def before_task_publish_seen(sent: list[Any]) -> Iterator[None]:
+    """Record (task name, arguments) of each task published to the broker inside the block."""
+
+    def seen(sender: str, body: Any, **_kwargs: Any) -> None:
+        sent.append((sender, list(body[0])))
+
+    before_task_publish.connect(seen)
+    try:
+        yield
+    finally:
+        before_task_publish.disconnect(seen)
 
 
 @pytest.fixture(autouse=True)

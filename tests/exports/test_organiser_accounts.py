@@ -7,7 +7,6 @@ server (aiosmtpd) in this process."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import re
 import threading
@@ -19,7 +18,6 @@ from urllib.parse import urlsplit
 import pytest
 import time_machine
 from aiosmtpd.controller import Controller
-from celery.signals import before_task_publish
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core import mail
@@ -30,7 +28,7 @@ from exports.tasks import send_password_reset_mail
 from tenants.audit import COMMAND_LINE_ACTOR
 from tenants.models import AuditEvent, Initiative, OrganiserInvitation, OrganiserMembership
 from tenants.organisers import organiser_invite
-from tests.conftest import client_for, host_of
+from tests.conftest import before_task_publish_seen, client_for, host_of
 from tests.processes import free_port
 from tests.second_factor import totp_code, totp_device, two_step_sign_in
 
@@ -307,20 +305,6 @@ def test_removing_an_organiser_signs_them_out_at_once(alpha: Initiative, beta: I
 
 
 # -- password reset -----------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def before_task_publish_seen(sent: list[Any]) -> Iterator[None]:
-    """Record (task name, arguments) of each task published to the broker inside the block."""
-
-    def seen(sender: str, body: Any, **_kwargs: Any) -> None:
-        sent.append((sender, list(body[0])))
-
-    before_task_publish.connect(seen)
-    try:
-        yield
-    finally:
-        before_task_publish.disconnect(seen)
 
 
 def _normalised(response: Any) -> str:
