@@ -80,3 +80,16 @@ def second_factor_fresh(view: View) -> View:
         return view(request, *args, **kwargs)
 
     return guarded
+
+
+def second_factor_fresh_download(view: View) -> View:
+    """Under organiser_required, for a download that a GET starts (the e-mail addresses): the code again
+    if it is older than 15 minutes, on a page that POSTs it back to the same address; the view then
+    answers that POST as it answers the GET."""
+
+    @functools.wraps(view)
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        prompt = MANAGE_SECOND_FACTOR.reverification_response(request)
+        return prompt if prompt is not None else view(request, *args, **kwargs)
+
+    return guarded

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from exports.access import current_initiative, manage_context, organiser_required
 from exports.account_forms import InviteOrganiserForm
+from exports.second_factor_views import second_factor_fresh
 from tenants.organisers import (
     OrganiserError,
     invitations_open,
@@ -42,6 +43,7 @@ def _team_page(
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 @organiser_required
+@second_factor_fresh
 def organisers_page(request: HttpRequest) -> HttpResponse:
     """GET: the organisers and open invitations, and the invitation form. POST: invite (303 back with a
     message, or 400 with the reason; nothing is written then)."""
@@ -68,6 +70,7 @@ def organisers_page(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_POST
 @organiser_required
+@second_factor_fresh
 def organiser_remove_page(request: HttpRequest, user_id: int) -> HttpResponse:
     """POST /manage/organisers/<user id>/remove/: another organiser of this initiative leaves the team and
     is signed out everywhere. One's own account is removed by another organiser or the operator."""

@@ -36,7 +36,7 @@ from exports.downloads import (
 )
 from exports.forms import ALL_COUNTRIES, DownloadLinkForm, ExportRequestForm, OrganiserAuthenticationForm
 from exports.models import ExportJob
-from exports.second_factor_views import second_factor_fresh
+from exports.second_factor_views import second_factor_fresh, second_factor_fresh_download
 from exports.selectors import (
     export_batches_recent,
     export_job_done,
@@ -244,11 +244,13 @@ def export_download(request: HttpRequest, job_id: int, token: str, kind: str) ->
 
 
 @never_cache
-@require_GET
+@require_http_methods(["GET", "HEAD", "POST"])
 @organiser_required
+@second_factor_fresh_download
 def contact_emails_csv(request: HttpRequest) -> HttpResponseBase:
     """GET /manage/emails.csv: the consenting signatories' e-mail addresses (REQ-19) as CSV, streamed,
-    until their deadline; afterwards, or once destroyed, 410 with a page that says so."""
+    until their deadline; afterwards, or once destroyed, 410 with a page that says so. The second factor
+    again first if it is older than 15 minutes (POSTed back here)."""
     try:
         download = contact_emails_download(
             current_initiative(request), actor=_actor(request), today=timezone.localdate()

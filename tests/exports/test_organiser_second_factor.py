@@ -200,3 +200,39 @@ def test_a_sign_in_or_session_of_one_initiative_gets_nothing_on_anothers_host(
     # And their password does not start a sign-in on B at all.
     fresh = client_for(b.initiative)
     assert fresh.post(LOGIN, {"username": organiser.username, "password": PASSWORD}).status_code == 400
+
+
+def test_the_team_and_the_addresses_ask_for_the_code_again_after_15_minutes(
+    exporting_factory: Factory, make_user: MakeUser
+) -> None:
+    """Inviting, removing an organiser and downloading the signatories' e-mail addresses are as sensitive
+    as an export: after 15 minutes they wait for the code, and write nothing meanwhile."""
+    from tenants.models import OrganiserInvitation, OrganiserMembership
+
+    exporting = exporting_factory({"DE": 1})
+    initiative = exporting.initiative
+    organiser, other = make_user(initiative), make_user(initiative)
+    with time_machine.travel(datetime.datetime.now(tz=datetime.UTC), tick=True) as traveller:
+        client = signed_in(initiative, organiser)
+        traveller.shift(datetime.timedelta(minutes=16))
+        for path, data in [
+            ("/manage/organisers/", {"email": "invited@example.org"}),
+            (f"/manage/organisers/{other.pk}/remove/", {}),
+        ]:
+            prompt = client.post(path, data)
+            assert prompt.status_code == 200 and "second factor again" in page_text(prompt), path
+        download = client.get("/manage/emails.csv")
+        assert download.status_code == 200 and "second factor again" in page_text(download)
+        assert 'action="/manage/emails.csv"' in download.content.decode()
+        assert not OrganiserInvitation.objects.filter(initiative=initiative).exists()
+        assert OrganiserMembership.objects.filter(user=other, initiative=initiative).exists()
+        assert audit_of(initiative, "emails.downloaded") == []
+
+        given = client.post("/manage/emails.csv", {"second_factor_code": totp_code(totp_device(organiser))})
+        assert given.status_code == 200 and given["Content-Type"].startswith("text/csv")
+        assert len(audit_of(initiative, "emails.downloaded")) == 1
+        # Verified again just now: the team's changes go straight through.
+        invited = client.post("/manage/organisers/", {"email": "invited@example.org"})
+        assert invited.status_code == 303
+        assert client.post(f"/manage/organisers/{other.pk}/remove/").status_code == 303
+        assert not OrganiserMembership.objects.filter(user=other, initiative=initiative).exists()
