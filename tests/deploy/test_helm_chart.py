@@ -6,7 +6,12 @@ singleton beat, no secret in values, the refusals."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -302,6 +307,55 @@ def test_one_worker_deployment_per_group_serving_every_queue(
     assert served == QUEUES
 
 
+def test_the_worker_liveness_probe_answers_for_its_own_node_only(tmp_path: Path) -> None:
+    """The probe command as rendered, run against a real worker on Redis: it passes while the worker of
+    its HOSTNAME answers and fails for a node that is not there."""
+    from django.conf import settings
+
+    from tests.processes import platform_environment
+
+    worker_deployment = named(manifests(render(None)), "Deployment", "-worker-general")
+    (container,) = worker_deployment["spec"]["template"]["spec"]["containers"]
+    program, *arguments = container["livenessProbe"]["exec"]["command"]
+    assert program == "python"
+    # A Redis database of its own: no other test's messages, no other worker answering.
+    environment = platform_environment(
+        tmp_path / "keystore", REDIS_URL=settings.REDIS_URL.rsplit("/", 1)[0] + "/13"
+    )
+    node = f"probe-{os.getpid()}"
+    worker = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "celery", "--app=eci_platform", "worker", "--pool=solo"),
+            *("--queues=default", "--without-mingle", "--without-gossip", f"--hostname=celery@{node}"),
+        ],
+        cwd=REPOSITORY_ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def probe(hostname: str) -> int:
+        return subprocess.run(
+            [sys.executable, *arguments],
+            cwd=REPOSITORY_ROOT,
+            env={**environment, "HOSTNAME": hostname},
+            capture_output=True,
+            timeout=60,
+            check=False,
+        ).returncode
+
+    try:
+        deadline = time.monotonic() + 60
+        while probe(node) != 0:
+            assert worker.poll() is None, "the worker ended"
+            assert time.monotonic() < deadline, "the probe never passed for the running worker"
+        assert probe(f"{node}-gone") != 0
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert probe(node) != 0  # and once the worker has stopped
+
+
 def test_ingress_serves_the_domain_and_its_wildcard_over_tls_and_never_metrics(
     documents: list[dict[str, Any]], value_set: str
 ) -> None:
@@ -484,6 +538,60 @@ def test_notes_say_what_to_do_next() -> None:
 
 
 # The values file and the docs agree with the settings.
+
+SETTINGS_PROBE = """
+import json
+from django.conf import settings
+print(json.dumps({
+    "DEBUG": settings.DEBUG,
+    "KEY_PROVIDER": settings.KEY_PROVIDER,
+    "EXPORT_STORAGE_URL": settings.EXPORT_STORAGE_URL,
+    "EXPORT_SIGNING_KEY_FILE": settings.EXPORT_SIGNING_KEY_FILE,
+    "ALLOWED_HOSTS": settings.ALLOWED_HOSTS,
+    "SECURE_HSTS_SECONDS": settings.SECURE_HSTS_SECONDS,
+    "SECURE_HSTS_PRELOAD": settings.SECURE_HSTS_PRELOAD,
+    "TRUSTED_PROXY_HOPS": settings.TRUSTED_PROXY_HOPS,
+    "HOST_CACHE_SECONDS": settings.HOST_CACHE_SECONDS,
+    "EXPORT_S3_PART_BYTES": settings.EXPORT_S3_PART_BYTES,
+}))
+"""
+
+
+def test_the_rendered_environment_satisfies_the_production_settings(
+    rendered_sets: dict[str, list[dict[str, Any]]],
+) -> None:
+    """The web container's environment (ConfigMap plus the Secret's keys, made up here) loads the real
+    settings with DEBUG off: every required variable is there under its real name, numbers parse."""
+    documents = rendered_sets["full"]
+    (config_map,) = of_kind(documents, "ConfigMap")
+    secrets = {
+        "SECRET_KEY": "k" * 50,
+        "DATABASE_URL": "postgres://eci:pw@db.invalid:5432/eci",
+        "REDIS_URL": "redis://redis.invalid:6379/0",
+        "EMAIL_URL": "smtp+tls://mailer:pw@smtp.invalid:587",
+    }
+    environment = {"PATH": os.environ["PATH"], **config_map["data"], **secrets}
+    result = subprocess.run(
+        [sys.executable, "-c", SETTINGS_PROBE],
+        cwd=REPOSITORY_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    settings = json.loads(result.stdout.strip().splitlines()[-1])
+    assert settings["DEBUG"] is False
+    assert settings["KEY_PROVIDER"] == "aws-kms"
+    assert settings["EXPORT_STORAGE_URL"] == "s3://collect-exports/eci"
+    assert settings["EXPORT_SIGNING_KEY_FILE"] == "/etc/eci-platform/export-signing/tls.key"
+    assert settings["ALLOWED_HOSTS"][:2] == ["collect.example.net", ".collect.example.net"]
+    assert settings["SECURE_HSTS_SECONDS"] == 63072000 and settings["SECURE_HSTS_PRELOAD"] is True
+    assert settings["TRUSTED_PROXY_HOPS"] == 2
+    assert settings["HOST_CACHE_SECONDS"] == 2.5
+    assert settings["EXPORT_S3_PART_BYTES"] == 16777216
+
 
 DEVELOPMENT_ONLY = {
     "ECI_DATA_DIR",
