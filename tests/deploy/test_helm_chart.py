@@ -40,7 +40,7 @@ VALUE_SETS: dict[str, Path | None] = {
     "full": CHART / "ci" / "full-values.yaml",
 }
 # The newest Kubernetes whose schemas kubernetes-validate ships.
-KUBERNETES_VERSION = kubernetes_validate.utils.latest_version()
+KUBERNETES_VERSION = kubernetes_validate.latest_version()
 RELEASE = "eci"
 NAMESPACE = "collection"
 QUEUES = {"default", "exports", "keys", "maintenance"}
