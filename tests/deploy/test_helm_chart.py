@@ -535,6 +535,9 @@ def test_notes_say_what_to_do_next() -> None:
     assert "*.collect.example.net" in notes
     assert "placeholders" not in notes
     assert "placeholders" in render(None)["eci-platform/templates/NOTES.txt"]
+    upgraded = render(values_of("minimal"), is_upgrade=True)
+    assert "is upgraded as eci" in upgraded["eci-platform/templates/NOTES.txt"]
+    assert "eci-platform/templates/migrate-job.yaml" in upgraded  # the hook runs at every upgrade
 
 
 # The values file and the docs agree with the settings.
