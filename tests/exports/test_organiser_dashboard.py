@@ -43,7 +43,7 @@ CONTROL = "/manage/collection/"
 COUNTS_CSV = "/manage/counts.csv"
 DAILY_CSV = "/manage/daily.csv"
 LANGUAGES = [code for code, _name in settings.LANGUAGES]
-ROW = re.compile(r'<tr id="state-(?P<code>[A-Z]{2})" data-count="(?P<count>\d+)" data-threshold="(?P<threshold>\d+)"')
+ROW = re.compile(r'<tr role="row" id="state-(?P<code>[A-Z]{2})" data-count="(?P<count>\d+)" data-threshold="(?P<threshold>\d+)"')
 
 
 def published_for_the_tests(registered_on: datetime.date) -> dict[str, int]:
