@@ -16,7 +16,12 @@ from collection.models import Statement
 from collection.selectors import counts_published
 from regulation.member_states import member_states
 from regulation.periods import authorities_submission_deadline
-from regulation.thresholds import MEMBER_STATES_REQUIRED, SIGNATORIES_REQUIRED, ThresholdTable, threshold_table
+from regulation.thresholds import (
+    MEMBER_STATES_REQUIRED,
+    SIGNATORIES_REQUIRED,
+    ThresholdTable,
+    threshold_table,
+)
 from tenants.models import Initiative, InitiativeState
 from tenants.selectors import initiative_deadlines
 
@@ -65,7 +70,9 @@ def counts_progress(initiative: Initiative) -> CountsProgress:
     by_country: dict[str, int] = published.get("by_country", {})  # type: ignore[assignment]
     counted_at = published.get("counted_at")
     states = [
-        StateProgress(code=code, count=int(by_country.get(code, 0)), threshold=state.threshold(initiative.registered_on))
+        StateProgress(
+            code=code, count=int(by_country.get(code, 0)), threshold=state.threshold(initiative.registered_on)
+        )
         for code, state in member_states().items()
     ]
     return CountsProgress(
@@ -133,11 +140,18 @@ def initiative_timeline(initiative: Initiative) -> list[TimelineEntry]:
         assert initiative.closed_on is not None
         entries.append(TimelineEntry("closed_early", initiative.closed_on))
     # Before collection ends the export deadline is counted from the period's end: at the latest.
-    still_open = initiative.state in (InitiativeState.PROVISIONING, InitiativeState.READY, InitiativeState.COLLECTING, InitiativeState.PAUSED)
+    still_open = initiative.state in (
+        InitiativeState.PROVISIONING,
+        InitiativeState.READY,
+        InitiativeState.COLLECTING,
+        InitiativeState.PAUSED,
+    )
     exports_by = deadlines.authorities_submission
     if exports_by is None:
         exports_by = authorities_submission_deadline(initiative.closed_on or initiative.collection_end)
     entries.append(TimelineEntry("exports_due", exports_by, expected=still_open))
-    entries.append(TimelineEntry("statements_destroyed", deadlines.statements_destruction, expected=still_open))
+    entries.append(
+        TimelineEntry("statements_destroyed", deadlines.statements_destruction, expected=still_open)
+    )
     entries.append(TimelineEntry("emails_destroyed", deadlines.emails_destruction, expected=still_open))
     return sorted(entries, key=lambda entry: entry.day)

@@ -32,7 +32,9 @@ class CollectionControlForm(forms.Form):
     )
     reason = forms.CharField(
         label=_("Reason"),
-        help_text=_("Recorded in the audit trail, which the organisers and the operator see. No personal data."),
+        help_text=_(
+            "Recorded in the audit trail, which the organisers and the operator see. No personal data."
+        ),
         max_length=REASON_MAX_LENGTH,
         error_messages={**FIELD_MESSAGES, "required": _("Give a reason.")},
         widget=forms.Textarea(attrs={"rows": 2, "cols": 40}),
@@ -60,11 +62,17 @@ class AuditFilterForm(forms.Form):
 
     action = forms.ChoiceField(label=_("Action"), required=False, error_messages=FIELD_MESSAGES)
     since = forms.DateField(
-        label=_("From"), required=False, input_formats=["%Y-%m-%d"], error_messages=DATE_MESSAGES,
+        label=_("From"),
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        error_messages=DATE_MESSAGES,
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
     until = forms.DateField(
-        label=_("To"), required=False, input_formats=["%Y-%m-%d"], error_messages=DATE_MESSAGES,
+        label=_("To"),
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        error_messages=DATE_MESSAGES,
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
 

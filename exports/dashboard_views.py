@@ -133,7 +133,11 @@ def _dashboard(
         registered_text=_long_date(initiative.registered_on, language),
         rows=_state_rows(progress, language),
         days=[
-            {"day": day.day, "text": day_label(day.day, language), "count": format_decimal(day.count, locale=language)}
+            {
+                "day": day.day,
+                "text": day_label(day.day, language),
+                "count": format_decimal(day.count, locale=language),
+            }
             for day in days
         ],
         chart=daily_chart(days, language),
@@ -171,14 +175,14 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
 
 
 # Why an action was refused, in words that do not depend on the service's English message.
-REFUSALS = {
+REFUSALS: dict[str, object] = {
     "pause": gettext_lazy("Collection cannot be paused now: it is not running."),
     "resume": gettext_lazy(
         "Collection cannot be resumed now: it is not paused, or the collection period is over."
     ),
     "close": gettext_lazy("Collection cannot be closed now: it is neither running nor paused."),
 }
-DONE = {
+DONE: dict[str, object] = {
     InitiativeState.PAUSED: gettext_lazy("Collection is paused."),
     InitiativeState.COLLECTING: gettext_lazy("Collection is running."),
     InitiativeState.CLOSED: gettext_lazy("Collection is closed."),
@@ -280,7 +284,9 @@ def audit_page(request: HttpRequest) -> HttpResponse:
     except (PageNotAnInteger, EmptyPage) as bad:
         # Not a whole number: a bad request; a number past the last page: no such page.
         context = _page_context(request, language, form=form, page=None, query="", bad_page=True)
-        return render(request, "manage/audit.html", context, status=400 if isinstance(bad, PageNotAnInteger) else 404)
+        return render(
+            request, "manage/audit.html", context, status=400 if isinstance(bad, PageNotAnInteger) else 404
+        )
     query = request.GET.copy()
     query.pop("page", None)
     query.pop("lang", None)

@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from django.conf import settings
@@ -34,7 +35,7 @@ from tests.second_factor import totp_code, totp_device
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER and AXE.exists()) and not os.environ.get("REQUIRE_BROWSER"),
-    reason="Chromium, chromedriver or axe-core is not installed (apt-get install chromium chromium-driver; npm ci)",
+    reason="Chromium, chromedriver or axe-core is missing (apt-get install chromium chromium-driver; npm ci)",
 )
 
 SCREENSHOTS = REPOSITORY_ROOT / ".data" / "screenshots"
@@ -82,11 +83,15 @@ def console(
         )
         initiative.refresh_from_db()
         _statements_over_days(initiative)
-        user = get_user_model().objects.create_user(f"organiser-{uuid.uuid4().hex[:8]}@example.org", password=PASSWORD)
+        user = get_user_model().objects.create_user(
+            f"organiser-{uuid.uuid4().hex[:8]}@example.org", password=PASSWORD
+        )
         OrganiserMembership.objects.create(user=user, initiative=initiative)
         totp_device(user)
         try:
-            environment = platform_environment(keystore, CACHE_KEY_PREFIX=RUN_CACHE_PREFIX, HOST_CACHE_SECONDS="0")
+            environment = platform_environment(
+                keystore, CACHE_KEY_PREFIX=RUN_CACHE_PREFIX, HOST_CACHE_SECONDS="0"
+            )
             with gunicorn(environment, "--workers", "1", "--threads", "4") as port:
                 yield initiative, user, f"http://{initiative.slug}.{settings.PLATFORM_DOMAIN}:{port}"
         finally:
@@ -129,7 +134,9 @@ def _audit(browser: WebDriver) -> list[str]:
         "axe.run(document, {runOnly: {type: 'tag', values: tags}}).then(r => done(r.violations.map("
         "  v => [v.id, v.impact, v.nodes.map(n => n.html.slice(0, 160)).join(' | ')])));"
     )
-    return [f"{rule} ({impact}): {nodes}" for rule, impact, nodes in result if impact in ("serious", "critical")]
+    return [
+        f"{rule} ({impact}): {nodes}" for rule, impact, nodes in result if impact in ("serious", "critical")
+    ]
 
 
 def _screenshot(browser: WebDriver, width: int, name: str) -> Path:
@@ -153,7 +160,7 @@ def test_the_console_pages_are_accessible_and_the_dashboard_is_photographed(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    initiative, user, base = console
+    _initiative, user, base = console
     browser.set_window_size(1280, 900)
     browser.get(f"{base}/manage/login/")
     browser.find_element(By.ID, "id_username").send_keys(user.username)
@@ -193,10 +200,14 @@ def test_the_console_pages_are_accessible_and_the_dashboard_is_photographed(
         found["/manage/ with errors"] = serious
     assert not found, found
 
-    csp = [entry["message"] for entry in browser.get_log("browser") if "Content Security Policy" in entry["message"]]
+    csp = [
+        entry["message"]
+        for entry in cast(Any, browser).get_log("browser")  # Chromium's own
+        if "Content Security Policy" in entry["message"]
+    ]
     assert csp == []
 
     browser.get(f"{base}/manage/?lang=en")
     for width in (375, 1280):
-        path = _screenshot(browser, width, f"dashboard-{width}.png")
-        assert path.stat().st_size > 10_000
+        shot = _screenshot(browser, width, f"dashboard-{width}.png")
+        assert shot.stat().st_size > 10_000

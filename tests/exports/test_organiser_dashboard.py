@@ -43,7 +43,10 @@ CONTROL = "/manage/collection/"
 COUNTS_CSV = "/manage/counts.csv"
 DAILY_CSV = "/manage/daily.csv"
 LANGUAGES = [code for code, _name in settings.LANGUAGES]
-ROW = re.compile(r'<tr role="row" id="state-(?P<code>[A-Z]{2})" data-count="(?P<count>\d+)" data-threshold="(?P<threshold>\d+)"')
+ROW = re.compile(
+    r'<tr role="row" id="state-(?P<code>[A-Z]{2})"'
+    r' data-count="(?P<count>\d+)" data-threshold="(?P<threshold>\d+)"'
+)
 
 
 def published_for_the_tests(registered_on: datetime.date) -> dict[str, int]:
@@ -55,7 +58,6 @@ def published_for_the_tests(registered_on: datetime.date) -> dict[str, int]:
         "MT": states["MT"].threshold(registered_on) - 1,
         "PL": 1,
     }
-
 
 
 def organiser_of(*initiatives: Initiative) -> User:
@@ -70,7 +72,9 @@ def organiser_of(*initiatives: Initiative) -> User:
 def msgstr(language: str, msgid: str) -> str:
     if language == "en":
         return msgid
-    entry = polib.pofile(str(REPOSITORY_ROOT / "eci_platform/locale" / language / "LC_MESSAGES/django.po")).find(msgid)
+    entry = polib.pofile(
+        str(REPOSITORY_ROOT / "eci_platform/locale" / language / "LC_MESSAGES/django.po")
+    ).find(msgid)
     assert entry is not None and entry.msgstr, (language, msgid)
     return str(entry.msgstr)
 
@@ -145,7 +149,10 @@ def test_an_initiative_registered_before_the_2024_table_gets_the_older_threshold
     Initiative.objects.filter(pk=alpha.pk).update(registered_on=datetime.date(2024, 3, 1))
     states = member_states()
     # A count that meets the 2020 table's threshold of Germany but not the 2024 one.
-    old, new = states["DE"].thresholds["threshold_2020_to_2024"], states["DE"].thresholds["threshold_from_2024_term"]
+    old, new = (
+        states["DE"].thresholds["threshold_2020_to_2024"],
+        states["DE"].thresholds["threshold_from_2024_term"],
+    )
     assert old < new
     snapshot_write(alpha, {"DE": old})
     api = published_counts(alpha)
@@ -170,7 +177,9 @@ def test_an_initiative_registered_before_the_2024_table_gets_the_older_threshold
 def test_the_daily_series_adds_up_to_the_published_count_and_has_a_table(
     alpha: Initiative, alpha_organiser: Client
 ) -> None:
-    Initiative.objects.filter(pk=alpha.pk).update(collection_start=timezone.localdate() - datetime.timedelta(days=3))
+    Initiative.objects.filter(pk=alpha.pk).update(
+        collection_start=timezone.localdate() - datetime.timedelta(days=3)
+    )
     alpha.refresh_from_db()
     with alpha:
         for country, days_ago in (("DE", 2), ("DE", 2), ("FR", 1), ("AT", 0)):
@@ -194,14 +203,23 @@ def test_the_daily_series_adds_up_to_the_published_count_and_has_a_table(
     for row in daily:
         assert f'<time datetime="{row["day"]}">' in page
     assert "4 statements of support in 4 days" in page
-    counts = {row["member_state"]: int(row["statements"]) for row in csv_rows(alpha_organiser.get(COUNTS_CSV))}
+    counts = {
+        row["member_state"]: int(row["statements"]) for row in csv_rows(alpha_organiser.get(COUNTS_CSV))
+    }
     assert counts == {code: published_counts(alpha)["countries"][code]["count"] for code in member_states()}
 
 
 def test_the_timeline_and_the_team(alpha: Initiative, alpha_organiser: Client) -> None:
     other = organiser_of(alpha)
     page = page_text(alpha_organiser.get(f"{DASHBOARD}?lang=en"))
-    for key in ("registered", "collection_start", "collection_end", "exports_due", "statements_destroyed", "emails_destroyed"):
+    for key in (
+        "registered",
+        "collection_start",
+        "collection_end",
+        "exports_due",
+        "statements_destroyed",
+        "emails_destroyed",
+    ):
         assert f'id="timeline-{key}"' in page, key
     end = alpha.collection_end
     assert f'<time datetime="{end.isoformat()}">' in page
@@ -253,7 +271,9 @@ def test_pause_resume_and_close_change_the_public_form_and_are_audited(
     assert 'id="timeline-closed_early"' in page
 
 
-def test_the_dashboard_answers_in_the_chosen_language_after_a_change(alpha: Initiative, alpha_organiser: Client) -> None:
+def test_the_dashboard_answers_in_the_chosen_language_after_a_change(
+    alpha: Initiative, alpha_organiser: Client
+) -> None:
     alpha_organiser.get(f"{DASHBOARD}?lang=fr")  # remembered for the session
     response = alpha_organiser.post(CONTROL, {"action": "pause", "reason": "Pause"}, follow=True)
     assert msgstr("fr", "Collection is paused.") in page_text(response)
@@ -288,7 +308,9 @@ def test_bad_collection_changes_are_refused_and_write_nothing(
 def test_a_change_the_state_does_not_allow_is_a_409(alpha: Initiative, alpha_organiser: Client) -> None:
     Initiative.objects.filter(pk=alpha.pk).update(state=InitiativeState.READY)
     before = AuditEvent.objects.count()
-    response = alpha_organiser.post(f"{CONTROL}?lang=en", {"action": "close", "reason": "Early", "confirm": "on"})
+    response = alpha_organiser.post(
+        f"{CONTROL}?lang=en", {"action": "close", "reason": "Early", "confirm": "on"}
+    )
     assert response.status_code == 409
     assert "Collection cannot be closed now" in page_text(response)
     assert state_of(alpha) == InitiativeState.READY and AuditEvent.objects.count() == before
@@ -327,7 +349,9 @@ def test_a_change_needs_a_recent_second_factor_and_the_csrf_token(alpha: Initiat
         ("page=999", 404),
     ],
 )
-def test_bad_audit_filters_and_pages_are_a_clear_4xx(alpha_organiser: Client, query: str, status: int) -> None:
+def test_bad_audit_filters_and_pages_are_a_clear_4xx(
+    alpha_organiser: Client, query: str, status: int
+) -> None:
     response = alpha_organiser.get(f"{AUDIT}?{query}&lang=en")
     assert response.status_code == status
     assert 'class="error-summary"' in page_text(response)
@@ -336,7 +360,9 @@ def test_bad_audit_filters_and_pages_are_a_clear_4xx(alpha_organiser: Client, qu
 
 def test_the_audit_trail_filters_by_day_and_pages(alpha: Initiative, alpha_organiser: Client) -> None:
     for number in range(30):
-        alpha_organiser.post(CONTROL, {"action": "pause" if number % 2 == 0 else "resume", "reason": f"Round {number}"})
+        alpha_organiser.post(
+            CONTROL, {"action": "pause" if number % 2 == 0 else "resume", "reason": f"Round {number}"}
+        )
     page = page_text(alpha_organiser.get(f"{AUDIT}?action=initiative.state_changed&lang=en"))
     assert "Round 29" in page and "Round 5" in page and "Round 4" not in page  # 25 a page, newest first
     assert "Page 1 of 2" in page and 'rel="next"' in page

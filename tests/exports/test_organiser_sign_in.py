@@ -16,7 +16,17 @@ from tenants import throttle
 from tenants.models import OrganiserMembership
 from tests.conftest import client_for, host_of
 from tests.exports.conftest import PASSWORD, Factory, MakeUser
-from tests.exports.organisers import CODE, DASHBOARD, EXPORTS, LOGIN, audit_of, done_job, jobs_of, page_text, signed_in
+from tests.exports.organisers import (
+    CODE,
+    DASHBOARD,
+    EXPORTS,
+    LOGIN,
+    audit_of,
+    done_job,
+    jobs_of,
+    page_text,
+    signed_in,
+)
 from tests.second_factor import totp_code, totp_device, two_step_sign_in, verified_login
 
 pytestmark = pytest.mark.usefixtures("_quick_password_hashing")
