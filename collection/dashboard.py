@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 
+from django.core.cache import cache
 from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -83,6 +84,11 @@ def counts_progress(initiative: Initiative) -> CountsProgress:
     )
 
 
+# The series per published count, in the cache (prefixed with the schema by django-tenants): aggregates.
+STATEMENTS_PER_DAY_CACHE_KEY = "statements-per-day"
+STATEMENTS_PER_DAY_TTL_SECONDS = 5 * 60
+
+
 @dataclasses.dataclass(frozen=True)
 class DayCount:
     day: datetime.date
@@ -95,14 +101,12 @@ def statements_per_day(initiative: Initiative, *, until: datetime.datetime | Non
     so far, zero where nobody signed. Empty before the first published count."""
     if until is None:
         return []
-    rows = (
-        Statement.objects.filter(submitted_at__lte=until)
-        .annotate(day=TruncDate("submitted_at", tzinfo=timezone.get_current_timezone()))
-        .values("day")
-        .annotate(count=Count("id"))
-        .order_by("day")
-    )
-    counted = {row["day"]: row["count"] for row in rows}
+    # One count per published count: every organiser's page and CSV within that minute share it.
+    cache_key = f"{STATEMENTS_PER_DAY_CACHE_KEY}:{until.isoformat()}"
+    counted: dict[datetime.date, int] | None = cache.get(cache_key)
+    if counted is None:
+        counted = _statements_per_day_counted(until)
+        cache.set(cache_key, counted, timeout=STATEMENTS_PER_DAY_TTL_SECONDS)
     first = initiative.collection_start
     if counted:
         first = min(first, min(counted))
@@ -114,6 +118,17 @@ def statements_per_day(initiative: Initiative, *, until: datetime.datetime | Non
         DayCount(day, counted.get(day, 0))
         for day in (first + datetime.timedelta(days=offset) for offset in range(max(days, 0)))
     ]
+
+
+def _statements_per_day_counted(until: datetime.datetime) -> dict[datetime.date, int]:
+    rows = (
+        Statement.objects.filter(submitted_at__lte=until)
+        .annotate(day=TruncDate("submitted_at", tzinfo=timezone.get_current_timezone()))
+        .values("day")
+        .annotate(count=Count("id"))
+        .order_by("day")
+    )
+    return {row["day"]: row["count"] for row in rows}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -82,7 +82,9 @@ def _page_context(request: HttpRequest, language: str, **extra: object) -> dict[
 
 
 def _state_rows(progress: CountsProgress, language: str) -> list[dict[str, object]]:
-    rows = [
+    # Nearest to their threshold first: the seven States that matter are on top.
+    states = sorted(progress.states, key=lambda state: (-state.ratio, state.code))
+    return [
         {
             "code": state.code,
             "name": country_name(state.code, language),
@@ -93,10 +95,8 @@ def _state_rows(progress: CountsProgress, language: str) -> list[dict[str, objec
             "threshold_text": format_decimal(state.threshold, locale=language),
             "percent_text": format_percent(state.ratio, locale=language),
         }
-        for state in progress.states
+        for state in states
     ]
-    # Nearest to their threshold first: the seven States that matter are on top.
-    return sorted(rows, key=lambda row: (-row["count"] / row["threshold"], str(row["name"]).casefold()))  # type: ignore[operator]
 
 
 def _dashboard(
@@ -107,9 +107,9 @@ def _dashboard(
     refusal: str = "",
     status: int = 200,
 ) -> HttpResponse:
-    initiative = current_initiative(request)
-    # The state as stored now: the host lookup may remember the initiative for a few seconds.
-    initiative.refresh_from_db()
+    # The row as stored now: the host lookup may remember the initiative (shared by the process's
+    # threads) for a few seconds.
+    initiative = Initiative.objects.get(pk=current_initiative(request).pk)
     progress = counts_progress(initiative)
     days = statements_per_day(initiative, until=progress.counted_at)
     busiest = max(days, key=lambda day: day.count) if days else None

@@ -65,7 +65,7 @@ def _statements_over_days(initiative: Initiative) -> None:
             cursor.execute(
                 "UPDATE collection_statement SET submitted_at = now() - make_interval("
                 "days => floor(power(random(), 2) * %s)::int, hours => floor(random() * 3)::int)",
-                [DAYS],
+                [DAYS - 1],  # with the hours, at most DAYS back: on the collection's first day
             )
         counts_refresh()
 
