@@ -99,6 +99,11 @@ def _state_rows(progress: CountsProgress, language: str) -> list[dict[str, objec
     ]
 
 
+def _sent_action(form: CollectionControlForm | None) -> str:
+    action = form.data.get("action", "") if form is not None else ""
+    return action if action in COLLECTION_ACTIONS else ""
+
+
 def _dashboard(
     request: HttpRequest,
     language: str,
@@ -157,7 +162,8 @@ def _dashboard(
         ],
         recent_events=list(audit_trail_of(initiative)[:RECENT_EVENTS]),
         control_form=control_form or CollectionControlForm(),
-        control_action=control_form.data.get("action") if control_form is not None else "",
+        # The form that came back (its fields carry the errors); none when the action was not one.
+        control_action=_sent_action(control_form),
         refusal=refusal,
         period_over=today > initiative.collection_end,
     )

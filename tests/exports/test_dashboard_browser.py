@@ -198,6 +198,15 @@ def test_the_console_pages_are_accessible_and_the_dashboard_is_photographed(
     WebDriverWait(browser, 15).until(lambda d: d.find_elements(By.ID, "control-errors"))
     if serious := _audit(browser):
         found["/manage/ with errors"] = serious
+    # Every id the error summary or an aria-describedby names is in the page (axe does not check).
+    missing = browser.execute_script(
+        "const named = [...document.querySelectorAll('[aria-describedby]')]"
+        "  .flatMap(e => e.getAttribute('aria-describedby').split(/\\s+/))"
+        "  .concat([...document.querySelectorAll('.error-summary a')].map(a => a.hash.slice(1)));"
+        "return named.filter(id => !document.getElementById(id));"
+    )
+    assert missing == []
+    assert browser.find_element(By.ID, "id_reason_pause").get_attribute("aria-invalid") == "true"
     assert not found, found
 
     csp = [
