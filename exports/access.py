@@ -65,7 +65,9 @@ def organiser_required(view: View) -> View:
         user = request.user
         if not (user.is_authenticated and is_verified(request)):
             # After signing in, come back here for a page; a form's target would answer 405 to a GET.
-            back = request.get_full_path() if request.method in ("GET", "HEAD") else reverse("manage-exports")
+            back = (
+                request.get_full_path() if request.method in ("GET", "HEAD") else reverse("manage-dashboard")
+            )
             return redirect_to_login(back, reverse("manage-login"))
         bound = request.session.get(SESSION_INITIATIVE_KEY) == initiative.schema_name
         staff = user.is_staff or user.is_superuser  # roles kept apart: never an organiser

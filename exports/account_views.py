@@ -119,7 +119,7 @@ def invitation_page(request: HttpRequest, token: str) -> HttpResponse:
                 signin_succeeded(request, invitation.email)
             # The password was just given here: the second factor follows at once (set up on a new
             # account, asked for on one that has it), as after the sign-in page's password.
-            pending_start(request, account, site=initiative.schema_name, next_url=reverse("manage-exports"))
+            pending_start(request, account, site=initiative.schema_name, next_url=reverse("manage-dashboard"))
             messages.success(request, "You are now an organiser of this initiative.")
             return see_other(reverse("manage-login-code"))
     if not new_password:

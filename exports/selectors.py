@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from exports.models import UNFINISHED_EXPORT_STATES, ExportBatch, ExportJob, ExportJobState
 from tenants.models import (
+    AuditEvent,
     DestructionRecord,
     DestructionScope,
     Initiative,
@@ -87,3 +88,28 @@ def organiser_of(user_id: int, initiative_id: int) -> bool:
     """Whether the user organises the initiative. Read on every organiser request, never remembered, so a
     removed membership ends access at once. (Moves to the tenants app with the organisers' console.)"""
     return OrganiserMembership.objects.filter(user_id=user_id, initiative_id=initiative_id).exists()
+
+
+def audit_actions_of(initiative: Initiative) -> list[str]:
+    """The actions the initiative's audit trail holds, for the trail's filter."""
+    actions = AuditEvent.objects.filter(initiative_id=initiative.pk).values_list("action", flat=True)
+    return sorted(set(actions.order_by().distinct()))
+
+
+def audit_trail_of(
+    initiative: Initiative,
+    *,
+    action: str = "",
+    since: datetime.date | None = None,
+    until: datetime.date | None = None,
+) -> QuerySet[AuditEvent]:
+    """The initiative's own audit events, newest first, filtered by action and by day (in the platform's
+    time zone, both ends included). Events hold ids and states, never a signatory's personal data."""
+    events = AuditEvent.objects.filter(initiative_id=initiative.pk)
+    if action:
+        events = events.filter(action=action)
+    if since is not None:
+        events = events.filter(occurred_at__date__gte=since)
+    if until is not None:
+        events = events.filter(occurred_at__date__lte=until)
+    return events.order_by("-sequence").only("sequence", "occurred_at", "actor", "action", "details")

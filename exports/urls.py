@@ -2,15 +2,18 @@
 
 from django.urls import path
 from django.views.decorators.cache import never_cache
-from django.views.generic import RedirectView
 
-from exports import account_views, second_factor_views, submission_views, team_views, views
+from exports import account_views, dashboard_views, second_factor_views, submission_views, team_views, views
 from exports.access import organiser_required
 from exports.downloads import DownloadKind
 
 urlpatterns = [
-    # The organisers' console will own /manage/ itself; until then it leads to the exports.
-    path("", RedirectView.as_view(pattern_name="manage-exports", permanent=False)),
+    # The organisers' home (exports/dashboard_views.py), in the 24 official languages.
+    path("", dashboard_views.dashboard_page, name="manage-dashboard"),
+    path("collection/", dashboard_views.collection_control, name="manage-collection"),
+    path("counts.csv", dashboard_views.counts_csv, name="manage-counts-csv"),
+    path("daily.csv", dashboard_views.daily_csv, name="manage-daily-csv"),
+    path("audit/", dashboard_views.audit_page, name="manage-audit"),
     path("login/", views.OrganiserLoginView.as_view(), name="manage-login"),
     path("login/code/", second_factor_views.login_code, name="manage-login-code"),
     path("login/enrol/", second_factor_views.login_enrol, name="manage-login-enrol"),

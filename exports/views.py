@@ -75,7 +75,7 @@ class OrganiserLoginView(LoginView):
     authentication_form = OrganiserAuthenticationForm
 
     def get_default_redirect_url(self) -> str:
-        return reverse("manage-exports")
+        return reverse("manage-dashboard")
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         manage_language_activate()

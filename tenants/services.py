@@ -60,12 +60,24 @@ class RegisterCorrectionError(ValueError):
 
 
 def initiative_transition(
-    initiative: Initiative, to_state: str, *, actor: str, reason: str = ""
+    initiative: Initiative,
+    to_state: str,
+    *,
+    actor: str,
+    reason: str = "",
+    expected_from: frozenset[str] | None = None,
 ) -> Initiative:
-    """Move an initiative along its lifecycle; the only place that changes `state`."""
+    """Move an initiative along its lifecycle; the only place that changes `state`. `expected_from`
+    narrows the states the change may start from (an organiser pauses only what is collecting), checked
+    under the same lock as the rest."""
     to_state = InitiativeState(to_state)
     with transaction.atomic():
         current = Initiative.objects.select_for_update().get(pk=initiative.pk)
+        if expected_from is not None and current.state not in expected_from:
+            raise TransitionError(
+                f"The initiative is {current.state}; this change starts only from "
+                f"{', '.join(sorted(expected_from))}."
+            )
         allowed = ALLOWED_TRANSITIONS[current.state]
         if to_state not in allowed:
             raise TransitionError(

@@ -21,6 +21,7 @@ LOGIN = "/manage/login/"
 CODE = "/manage/login/code/"
 ENROL = "/manage/login/enrol/"
 EXPORTS = "/manage/exports/"
+DASHBOARD = "/manage/"  # the organisers' home, where signing in leads
 
 
 def signed_in(initiative: Initiative, user: User) -> Client:

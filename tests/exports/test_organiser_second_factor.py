@@ -20,6 +20,7 @@ from tests.conftest import client_for
 from tests.exports.conftest import PASSWORD, Factory, MakeUser
 from tests.exports.organisers import (
     CODE,
+    DASHBOARD,
     ENROL,
     EXPORTS,
     LOGIN,
@@ -84,7 +85,7 @@ def test_an_organiser_enrols_end_to_end(exporting_factory: Factory, make_user: M
     again = client_for(exporting.initiative)
     again.post(LOGIN, {"username": organiser.username, "password": PASSWORD})
     assert again.get(CODE).status_code == 200
-    assert again.post(CODE, {"code": codes[0]})["Location"] == EXPORTS
+    assert again.post(CODE, {"code": codes[0]})["Location"] == DASHBOARD
     later = client_for(exporting.initiative)
     later.post(LOGIN, {"username": organiser.username, "password": PASSWORD})
     assert later.post(CODE, {"code": codes[0]}).status_code == 400
@@ -110,7 +111,7 @@ def test_a_wrong_code_is_refused_and_audited(exporting_factory: Factory, make_us
     assert not any(wrong in json.dumps(event.details) for event in events)
     # After a wrong code django-otp waits a second before it checks the device again.
     with time_machine.travel(datetime.datetime.now(tz=datetime.UTC) + datetime.timedelta(seconds=2)):
-        assert client.post(CODE, {"code": right})["Location"] == EXPORTS
+        assert client.post(CODE, {"code": right})["Location"] == DASHBOARD
 
 
 def test_a_backup_code_signs_in_once(exporting_factory: Factory, make_user: MakeUser) -> None:
@@ -121,7 +122,7 @@ def test_a_backup_code_signs_in_once(exporting_factory: Factory, make_user: Make
     first, second = client_for(exporting.initiative), client_for(exporting.initiative)
     for client in (first, second):
         client.post(LOGIN, {"username": organiser.username, "password": PASSWORD})
-    assert first.post(CODE, {"code": code})["Location"] == EXPORTS
+    assert first.post(CODE, {"code": code})["Location"] == DASHBOARD
     assert second.post(CODE, {"code": code}).status_code == 400
     assert first.get(EXPORTS).status_code == 200 and second.get(EXPORTS).status_code == 302
     [used] = audit_of(exporting.initiative, "second_factor.backup_code_used")

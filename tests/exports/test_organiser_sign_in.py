@@ -16,7 +16,17 @@ from tenants import throttle
 from tenants.models import OrganiserMembership
 from tests.conftest import client_for, host_of
 from tests.exports.conftest import PASSWORD, Factory, MakeUser
-from tests.exports.organisers import CODE, EXPORTS, LOGIN, audit_of, done_job, jobs_of, page_text, signed_in
+from tests.exports.organisers import (
+    CODE,
+    DASHBOARD,
+    EXPORTS,
+    LOGIN,
+    audit_of,
+    done_job,
+    jobs_of,
+    page_text,
+    signed_in,
+)
 from tests.second_factor import totp_code, totp_device, two_step_sign_in, verified_login
 
 pytestmark = pytest.mark.usefixtures("_quick_password_hashing")
@@ -44,7 +54,7 @@ def test_an_organiser_signs_in_and_reaches_the_exports(
     assert code_page.status_code == 200 and 'autocomplete="one-time-code"' in page_text(code_page)
     assert "no-store" in code_page["Cache-Control"]
     response = client.post(CODE, {"code": totp_code(device)})
-    assert (response.status_code, response["Location"]) == (303, EXPORTS)
+    assert (response.status_code, response["Location"]) == (303, DASHBOARD)
     exports = client.get(EXPORTS)
     assert exports.status_code == 200
     assert "Exports for the competent authorities" in page_text(exports)
@@ -87,8 +97,8 @@ def test_sign_in_follows_a_local_next_only(exporting_factory: Factory, make_user
     organiser = make_user(exporting.initiative)
     for wanted, expected in [
         (f"{EXPORTS}?x=1", f"{EXPORTS}?x=1"),
-        ("https://evil.example/", EXPORTS),
-        ("//evil.example/manage/", EXPORTS),
+        ("https://evil.example/", DASHBOARD),
+        ("//evil.example/manage/", DASHBOARD),
     ]:
         client = client_for(exporting.initiative)
         response = two_step_sign_in(client, LOGIN, organiser, PASSWORD, next=wanted)
@@ -167,10 +177,10 @@ def test_anonymous_visitors_are_sent_to_sign_in(exporting_factory: Factory) -> N
     client = client_for(exporting.initiative)
     response = client.get(EXPORTS)
     assert (response.status_code, response["Location"]) == (302, f"{LOGIN}?next={EXPORTS}")
-    assert client.get("/manage/")["Location"] == EXPORTS
-    # A form's target sends back to the exports page after signing in, not to a GET of the form target.
+    assert client.get(DASHBOARD)["Location"] == f"{LOGIN}?next={DASHBOARD}"
+    # A form's target sends back to the dashboard after signing in, not to a GET of the form target.
     posted = client.post(f"{EXPORTS}1/link/", {"kind": "file"})
-    assert (posted.status_code, posted["Location"]) == (302, f"{LOGIN}?next={EXPORTS}")
+    assert (posted.status_code, posted["Location"]) == (302, f"{LOGIN}?next={DASHBOARD}")
     assert client.post(EXPORTS, {"country": "DE"}).status_code == 302
     assert jobs_of(exporting.initiative) == []
 
