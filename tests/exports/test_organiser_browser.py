@@ -181,7 +181,7 @@ def test_an_invited_organiser_joins_sets_up_the_second_factor_and_signs_in_and_o
         code, _ = _code_now(secret, after_step=used_step)
         driver.find_element(By.ID, "id_code").send_keys(code)
         submit()
-        assert driver.current_url == f"{base}/manage/exports/"
+        assert driver.current_url == f"{base}/manage/exports/"  # where it was asked for
         audit("signed in")
         press("form[action='/manage/logout/'] button")
         assert driver.current_url.startswith(f"{base}/manage/login/")
