@@ -28,11 +28,11 @@ from django.views.decorators.http import require_safe
 
 from collection.antibot import challenge_create, proof_judge, proof_verify
 from collection.forms import StatementForm, country_name, nationality_choices
-from collection.public_cache import public_answer
 from collection.ratelimit import client_address, signing_attempt_register, signing_pressure, truncated_address
 from collection.selectors import (
     PublishedProgress,
     collection_open,
+    counts_published,
     progress_published,
     statement_exists,
     statements_destroyed_at_the_latest,
@@ -130,56 +130,51 @@ def _share_texts(initiative: Initiative, language: str, shown: dict[str, object]
 
 @require_safe
 def initiative_home(request: HttpRequest) -> HttpResponse:
-    """GET /: the same for every visitor in a language, so served from the public cache."""
+    """GET /: the same for every visitor in a language, so kept by collection.public_cache."""
     initiative = request.tenant  # type: ignore[attr-defined]
     language = chosen_language(request, initiative.registered_language)
-
-    def build(published: dict[str, object] | None) -> HttpResponse:
-        translation.activate(language)
-        shown = _progress_shown(initiative, language, published)
-        site = initiative_site_url(initiative)
-        context = {
-            "initiative": initiative,
-            "language": language,
-            "title": initiative.text("title", language),
-            "subject": initiative.text("subject", language),
-            "objectives": initiative.text("objectives", language),
-            "languages": [(code, name) for code, name in settings.LANGUAGES if code in initiative.languages],
-            "collecting": initiative.state == InitiativeState.COLLECTING,
-            "page_url": f"{site}?lang={language}",
-            "share_image_url": f"{site}share.png?lang={language}",
-            "share": _share_texts(initiative, language, shown),
-            "operator_name": settings.OPERATOR_NAME,
-            **shown,
-        }
-        # Rendered without the request: nothing of one visitor (no CSRF token, no session) can get in.
-        return HttpResponse(render_to_string("collection/initiative_home.html", context))
-
-    return _public_cache_control(public_answer(initiative, "home", language, build), language)
+    translation.activate(language)
+    shown = _progress_shown(initiative, language, counts_published())
+    site = initiative_site_url(initiative)
+    context = {
+        "initiative": initiative,
+        "language": language,
+        "title": initiative.text("title", language),
+        "subject": initiative.text("subject", language),
+        "objectives": initiative.text("objectives", language),
+        "languages": [(code, name) for code, name in settings.LANGUAGES if code in initiative.languages],
+        "collecting": initiative.state == InitiativeState.COLLECTING,
+        "page_url": f"{site}?lang={language}",
+        "share_image_url": f"{site}share.png?lang={language}",
+        "share": _share_texts(initiative, language, shown),
+        "operator_name": settings.OPERATOR_NAME,
+        **shown,
+    }
+    # Rendered without the request: nothing of one visitor (no CSRF token, no session) can get in.
+    response = HttpResponse(render_to_string("collection/initiative_home.html", context))
+    return _public_cache_control(response, language)
 
 
 @require_safe
 def share_image(request: HttpRequest) -> HttpResponse:
-    """GET /share.png: the picture of a shared link, in the language asked for."""
+    """GET /share.png: the picture of a shared link, in the language asked for (kept by
+    collection.public_cache: drawing it takes tens of milliseconds)."""
     initiative = request.tenant  # type: ignore[attr-defined]
     language = chosen_language(request, initiative.registered_language)
-
-    def build(published: dict[str, object] | None) -> HttpResponse:
-        shown = _progress_shown(initiative, language, published)
-        texts = _share_texts(initiative, language, shown)
-        progress: PublishedProgress = shown["progress"]  # type: ignore[assignment]
-        card = ShareCard(
-            label=texts["label"],
-            registration_number=initiative.registration_number,
-            title=initiative.text("title", language),
-            total=str(shown["total"]),
-            total_line=texts["total_line"],
-            states_line=texts["states_line"],
-            share_of_goal=progress.total / progress.signatories_required,
-        )
-        return HttpResponse(share_image_png(card), content_type="image/png")
-
-    return _public_cache_control(public_answer(initiative, "share.png", language, build), language)
+    shown = _progress_shown(initiative, language, counts_published())
+    texts = _share_texts(initiative, language, shown)
+    progress: PublishedProgress = shown["progress"]  # type: ignore[assignment]
+    card = ShareCard(
+        label=texts["label"],
+        registration_number=initiative.registration_number,
+        title=initiative.text("title", language),
+        total=str(shown["total"]),
+        total_line=texts["total_line"],
+        states_line=texts["states_line"],
+        share_of_goal=progress.total / progress.signatories_required,
+    )
+    response = HttpResponse(share_image_png(card), content_type="image/png")
+    return _public_cache_control(response, language)
 
 
 def _initiative_context(initiative: Initiative, language: str) -> dict[str, object]:
@@ -328,23 +323,18 @@ def receipt(request: HttpRequest, statement_id: uuid.UUID) -> HttpResponse:
 
 @require_safe
 def counts_api(request: HttpRequest) -> HttpResponse:
-    """GET /api/counts.json: the last published counts with each Member State's threshold (REQ-02)."""
+    """GET /api/counts.json: the last published counts with each Member State's threshold (REQ-02); kept
+    by collection.public_cache."""
     initiative = request.tenant  # type: ignore[attr-defined]
-
-    def build(published: dict[str, object] | None) -> HttpResponse:
-        progress = progress_published(initiative, published)
-        return JsonResponse(
-            {
-                "total": progress.total,
-                "counted_at": progress.counted_at,
-                "countries": {
-                    state.code: {"count": state.count, "threshold": state.threshold}
-                    for state in progress.states
-                },
-            }
-        )
-
-    # One variant: the figures have no language.
-    response = public_answer(initiative, "counts.json", "-", build)
+    progress = progress_published(initiative, counts_published())
+    response = JsonResponse(
+        {
+            "total": progress.total,
+            "counted_at": progress.counted_at,
+            "countries": {
+                state.code: {"count": state.count, "threshold": state.threshold} for state in progress.states
+            },
+        }
+    )
     patch_cache_control(response, public=True, max_age=settings.PUBLIC_MAX_AGE_SECONDS)
     return response
