@@ -71,6 +71,19 @@ def counts_published() -> dict[str, object] | None:
     return cached
 
 
+def counts_published_by_country() -> dict[str, int] | None:
+    """The current initiative's published counts per Member State, or None before the first."""
+    published = counts_published()
+    by_country = published.get("by_country") if published else None
+    return dict(by_country) if isinstance(by_country, dict) else None
+
+
+def statements_submitted_since(moment: datetime.datetime) -> int:
+    """How many statements the current initiative received from `moment` on (a count on the index of
+    submitted_at)."""
+    return Statement.objects.filter(submitted_at__gte=moment).count()
+
+
 def counts_kept_after_destruction() -> dict[str, object] | None:
     initiative = connection.tenant
     if not isinstance(initiative, Initiative) or initiative.state != InitiativeState.DESTROYED:
