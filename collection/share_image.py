@@ -60,10 +60,13 @@ def _lines(draw: ImageDraw.ImageDraw, text: str, font: Font, width: int, most: i
         else:
             lines.append(word)
     if len(lines) > most:
-        lines = lines[:most]
-        while lines[-1] and draw.textlength(lines[-1] + " …", font=font) > width:
-            lines[-1] = lines[-1][:-1]
-        lines[-1] = lines[-1].rstrip() + " …"
+        words = lines[most - 1].split()
+        while len(words) > 1 and draw.textlength(" ".join(words) + " …", font=font) > width:
+            words.pop()
+        last = " ".join(words)
+        while last and draw.textlength(last + " …", font=font) > width:  # one very long word
+            last = last[:-1]
+        lines = [*lines[: most - 1], last + " …"]
     return lines
 
 
@@ -77,16 +80,16 @@ def share_image_png(card: ShareCard) -> bytes:
     number_font = _font("regular", 30)
     draw.text((WIDTH - MARGIN, 60), card.registration_number, font=number_font, fill=YELLOW, anchor="rm")
 
-    title_font = _font("bold", 52)
-    y = 160
-    for line in _lines(draw, card.title, title_font, inner, 3):
+    title_font = _font("bold", 48)
+    y = 150
+    for line in _lines(draw, card.title, title_font, inner, 2):
         draw.text((MARGIN, y), line, font=title_font, fill=INK)
-        y += 64
+        y += 60
 
-    draw.text((MARGIN, 390), card.total, font=_font("bold", 72), fill=BLUE, anchor="ls")
-    draw.text((MARGIN, 436), card.total_line, font=_font("regular", 32), fill=INK, anchor="ls")
+    draw.text((MARGIN, 372), card.total, font=_font("bold", 72), fill=BLUE, anchor="ls")
+    draw.text((MARGIN, 422), card.total_line, font=_font("regular", 32), fill=INK, anchor="ls")
 
-    bar_top, bar_bottom = 466, 506
+    bar_top, bar_bottom = 452, 492
     draw.rounded_rectangle((MARGIN, bar_top, WIDTH - MARGIN, bar_bottom), radius=20, fill=TRACK)
     filled = round(inner * max(0.0, min(1.0, card.share_of_goal)))
     if filled:
@@ -94,7 +97,7 @@ def share_image_png(card: ShareCard) -> bytes:
         right = MARGIN + max(filled, 40)
         draw.rounded_rectangle((MARGIN, bar_top, right, bar_bottom), radius=20, fill=BLUE)
 
-    draw.text((MARGIN, 566), card.states_line, font=_font("regular", 32), fill=MUTED, anchor="ls")
+    draw.text((MARGIN, 556), card.states_line, font=_font("regular", 32), fill=MUTED, anchor="ls")
     draw.rectangle((0, HEIGHT - 12, WIDTH, HEIGHT), fill=YELLOW)
 
     out = io.BytesIO()
