@@ -333,6 +333,8 @@ def test_screenshots_of_the_public_home_page_at_phone_and_desktop_widths(
     """The home page at 375 px (a phone) and 1280 px (a laptop), whole, into .data/screenshots/ (for a
     person to look at); at each width nothing scrolls sideways and axe finds nothing serious."""
     from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     _initiative, base = campaign_site
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -365,3 +367,19 @@ def test_screenshots_of_the_public_home_page_at_phone_and_desktop_widths(
             "  .filter(v => ['serious', 'critical'].includes(v.impact)).map(v => v.id)));"
         )
         assert violations == [], (width, violations)
+
+    # The receipt on a phone, and as printed (the print style: no navigation, black on white).
+    browser.set_window_size(375, 900)
+    browser.get(f"{base}/sign/PL/?lang=en")
+    assert browser.save_screenshot(str(SCREENSHOTS / "sign-375.png"))
+    _fill_and_submit(browser)
+    WebDriverWait(browser, 60).until(lambda d: "/receipt/" in d.current_url and _loaded(d))
+    assert browser.save_screenshot(str(SCREENSHOTS / "receipt-375.png"))
+    browser.set_window_size(1280, 900)
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    assert browser.save_screenshot(str(SCREENSHOTS / "receipt-print.png"))
+    footer_shown = browser.execute_script(
+        "return getComputedStyle(document.querySelector('.site-footer')).display !== 'none'"
+    )
+    assert not footer_shown
+    assert browser.find_element(By.CSS_SELECTOR, ".receipt-id code").is_displayed()
