@@ -69,8 +69,15 @@ def public_answers_forget() -> None:
 
 
 def initiative_digest(initiative: Initiative) -> str:
-    shown = repr([getattr(initiative, name) for name in SHOWN_FIELDS])
-    return hashlib.blake2b(shown.encode(), digest_size=8).hexdigest()
+    """Of the fields shown, remembered on the row object: host routing hands out the same object for
+    HOST_CACHE_SECONDS and a fresh one after, so the digest is as fresh as the object itself."""
+    digest: str | None = initiative.__dict__.get("_public_digest")
+    if digest is None:
+        shown = repr([getattr(initiative, name) for name in SHOWN_FIELDS])
+        digest = initiative.__dict__["_public_digest"] = hashlib.blake2b(
+            shown.encode(), digest_size=8
+        ).hexdigest()
+    return digest
 
 
 def public_answer_key(request: HttpRequest, initiative: Initiative) -> str | None:

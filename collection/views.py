@@ -53,7 +53,8 @@ WIDGET_LANGUAGES = {"es": "es-es", "fr": "fr-fr", "pt": "pt-pt"}
 
 def chosen_language(request: HttpRequest, registered_language: str) -> str:
     """The visitor's explicit choice (?lang=), else the browser's, else the registered language."""
-    asked = request.GET.get("lang", "")
+    # The query string is parsed only when it may hold a choice: most requests carry none.
+    asked = request.GET.get("lang", "") if "lang=" in request.META.get("QUERY_STRING", "") else ""
     if asked in OFFICIAL_LANGUAGE_CODES:
         return asked
     # META, not request.headers: that would build a mapping of every header for this one.
