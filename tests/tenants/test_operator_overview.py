@@ -50,12 +50,16 @@ def test_the_overview_counts_every_initiative(alpha: Initiative, beta: Initiativ
         make_statement("PL")
         ExportJob.objects.create(country="PL", state=ExportJobState.RUNNING, requested_by="t")
         ExportJob.objects.create(country="AT", state=ExportJobState.QUEUED, requested_by="t")
-    for state in (ReencryptionJobState.RUNNING, ReencryptionJobState.QUEUED, ReencryptionJobState.FINISHED):
+    for sweep_state in (
+        ReencryptionJobState.RUNNING,
+        ReencryptionJobState.QUEUED,
+        ReencryptionJobState.FINISHED,
+    ):
         ReencryptionJob.objects.create(
             initiative=alpha,
             purpose=KeyPurpose.PERSONAL_DATA,
             target_version=2,
-            state=state,
+            state=sweep_state,
             requested_by="t",
             not_before=timezone.now(),
         )
