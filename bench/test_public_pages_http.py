@@ -3,11 +3,11 @@ run: the two answers come from the public cache (collection/public_cache.py) and
 PUBLIC_TARGET (0.8) of the probe's rate, which does no work at all (the ceiling of the stack).
 
 The three are measured in turns (probe, home page, counts; BENCH_PUBLIC_ROUNDS times), so that a drift of
-the machine's speed meanwhile (other programs) weighs on all three alike; each rate is the mean of its
-turns.
+the machine's speed meanwhile (other programs) weighs on all three alike; each rate is the median of its
+turns, which a burst of another program during one turn does not move.
 
 Run with `make bench`. Needs wrk (Debian: apt-get install wrk). BENCH_PUBLIC_SECONDS (default 5, per
-turn), BENCH_PUBLIC_ROUNDS (4), BENCH_GUNICORN_WORKERS (3), BENCH_GUNICORN_WORKER_CLASS (sync),
+turn), BENCH_PUBLIC_ROUNDS (5), BENCH_GUNICORN_WORKERS (3), BENCH_GUNICORN_WORKER_CLASS (sync),
 BENCH_GUNICORN_THREADS (2) and BENCH_WRK_CONNECTIONS (32) change the run.
 """
 
@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import urllib.request
 import uuid
@@ -35,7 +36,7 @@ from tests.processes import gunicorn, platform_environment
 pytestmark = [pytest.mark.bench, pytest.mark.skipif(not shutil.which("wrk"), reason="wrk is not installed")]
 
 SECONDS = int(os.environ.get("BENCH_PUBLIC_SECONDS", "5"))
-ROUNDS = int(os.environ.get("BENCH_PUBLIC_ROUNDS", "4"))
+ROUNDS = int(os.environ.get("BENCH_PUBLIC_ROUNDS", "5"))
 WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_WRK_CONNECTIONS", "32"))
 WORKER_CLASS = os.environ.get("BENCH_GUNICORN_WORKER_CLASS", "sync")
@@ -132,7 +133,7 @@ def test_cached_public_answers_keep_up_with_the_liveness_probe(
         for _round in range(ROUNDS):
             for path, measured in rates.items():
                 measured.append(_wrk(port, path, host))
-    probe, home_rate, counts_rate = (sum(measured) / len(measured) for measured in rates.values())
+    probe, home_rate, counts_rate = (statistics.median(measured) for measured in rates.values())
     figures = {
         "seconds_each": SECONDS,
         "rounds": ROUNDS,
