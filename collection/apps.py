@@ -33,3 +33,12 @@ class CollectionConfig(AppConfig):
             )
         )
         erasure_steps_register()
+
+        # The operator console's overview counts statements without reading one (tenants/overview.py).
+        from collection.selectors import counts_published_by_country, statements_submitted_since
+        from tenants.overview import register_activity_counter, register_published_counts
+
+        register_activity_counter(
+            "statements_today", lambda _initiative, since: statements_submitted_since(since)
+        )
+        register_published_counts(counts_published_by_country)

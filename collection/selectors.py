@@ -11,7 +11,9 @@ from django.core.cache import cache
 from django.db.models import Count, Q
 
 from collection.models import ContactEmail, Statement
+from regulation.member_states import member_states
 from regulation.retention import statements_destruction_deadline
+from regulation.thresholds import MEMBER_STATES_REQUIRED, SIGNATORIES_REQUIRED
 from tenants.db import connection
 from tenants.keyring.keys import UnwrappedKey, data_key
 from tenants.keyring.sealing import open_with, sealed_version
@@ -67,6 +69,19 @@ def counts_published() -> dict[str, object] | None:
     if cached is None:
         return counts_kept_after_destruction()
     return cached
+
+
+def counts_published_by_country() -> dict[str, int] | None:
+    """The current initiative's published counts per Member State, or None before the first."""
+    published = counts_published()
+    by_country = published.get("by_country") if published else None
+    return dict(by_country) if isinstance(by_country, dict) else None
+
+
+def statements_submitted_since(moment: datetime.datetime) -> int:
+    """How many statements the current initiative received from `moment` on (a count on the index of
+    submitted_at)."""
+    return Statement.objects.filter(submitted_at__gte=moment).count()
 
 
 def counts_kept_after_destruction() -> dict[str, object] | None:
@@ -134,4 +149,53 @@ def statements_destroyed_at_the_latest(initiative: Initiative) -> datetime.date:
         collection_start=initiative.collection_start,
         submitted_on=initiative.submitted_on,
         withdrawn_on=initiative.withdrawn_on,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class StateProgress:
+    """One Member State's published count against the Annex I minimum in force for the initiative."""
+
+    code: str  # EU code: EL for Greece
+    count: int
+    threshold: int
+
+    @property
+    def reached(self) -> bool:
+        return self.count >= self.threshold
+
+
+@dataclasses.dataclass(frozen=True)
+class PublishedProgress:
+    """The published counts (what /api/counts.json and the public pages show), with the thresholds of
+    the table in force on the initiative's registration date (REQ-02) and the goals of REQ-01."""
+
+    total: int
+    counted_at: str | None  # ISO 8601, as the snapshot says; None before the first count
+    states: tuple[StateProgress, ...]  # every Member State, by code
+
+    signatories_required: int = SIGNATORIES_REQUIRED
+    member_states_required: int = MEMBER_STATES_REQUIRED
+
+    @property
+    def states_reached(self) -> int:
+        return sum(1 for state in self.states if state.reached)
+
+
+def progress_published(initiative: Initiative, published: dict[str, object] | None) -> PublishedProgress:
+    """`published` as counts_published() returned it (read once by the caller, which may have fetched it
+    together with other keys)."""
+    published = published or {}
+    by_country: dict[str, int] = published.get("by_country", {})  # type: ignore[assignment]
+    total = published.get("total", 0)
+    counted_at = published.get("counted_at")
+    return PublishedProgress(
+        total=total if isinstance(total, int) else 0,
+        counted_at=counted_at if isinstance(counted_at, str) else None,
+        states=tuple(
+            StateProgress(
+                code=code, count=by_country.get(code, 0), threshold=state.threshold(initiative.registered_on)
+            )
+            for code, state in member_states().items()
+        ),
     )

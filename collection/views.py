@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import logging
 import uuid
 
+from babel.numbers import format_decimal, format_percent
 from django.conf import settings
 from django.http import (
     Http404,
@@ -15,7 +18,10 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone, translation
+from django.utils.cache import patch_cache_control
+from django.utils.translation import gettext
 from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
@@ -24,16 +30,20 @@ from collection.antibot import challenge_create, proof_judge, proof_verify
 from collection.forms import StatementForm, country_name, nationality_choices
 from collection.ratelimit import client_address, signing_attempt_register, signing_pressure, truncated_address
 from collection.selectors import (
+    PublishedProgress,
     collection_open,
     counts_published,
+    progress_published,
     statement_exists,
     statements_destroyed_at_the_latest,
 )
 from collection.services import DuplicateStatementError, statement_record
+from collection.share_image import ShareCard, share_image_png
 from regulation.annex_iii import FORM_REVISION
 from regulation.languages import OFFICIAL_LANGUAGE_CODES
-from regulation.member_states import member_state, member_states
-from tenants.models import Initiative
+from regulation.member_states import member_state
+from tenants.models import Initiative, InitiativeState
+from tenants.urls import initiative_site_url
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +53,8 @@ WIDGET_LANGUAGES = {"es": "es-es", "fr": "fr-fr", "pt": "pt-pt"}
 
 def chosen_language(request: HttpRequest, registered_language: str) -> str:
     """The visitor's explicit choice (?lang=), else the browser's, else the registered language."""
-    asked = request.GET.get("lang", "")
+    # The query string is parsed only when it may hold a choice: most requests carry none.
+    asked = request.GET.get("lang", "") if "lang=" in request.META.get("QUERY_STRING", "") else ""
     if asked in OFFICIAL_LANGUAGE_CODES:
         return asked
     # META, not request.headers: that would build a mapping of every header for this one.
@@ -54,12 +65,78 @@ def chosen_language(request: HttpRequest, registered_language: str) -> str:
     return registered_language
 
 
+def _public_cache_control(response: HttpResponse, language: str) -> HttpResponse:
+    """Answers every visitor gets alike: proxies and browsers may keep them briefly, per language."""
+    response.headers["Content-Language"] = language
+    patch_cache_control(response, public=True, max_age=settings.PUBLIC_MAX_AGE_SECONDS)
+    return response
+
+
+def _progress_shown(
+    initiative: Initiative, language: str, published: dict[str, object] | None
+) -> dict[str, object]:
+    """The published counts as the public pages show them: numbers formatted for `language`, the
+    Member States by their name in it, bars as percentages of the goal."""
+    progress = progress_published(initiative, published)
+
+    def number(value: int) -> str:
+        return format_decimal(value, locale=language)
+
+    def share(part: int, whole: int) -> float:
+        return min(1.0, part / whole) if whole else 0.0
+
+    goal_share = share(progress.total, progress.signatories_required)
+    states = sorted(
+        (
+            {
+                "code": state.code,
+                "name": country_name(state.code, language),
+                "count": number(state.count),
+                "threshold": number(state.threshold),
+                "reached": state.reached,
+                # An SVG attribute (not a style: the CSP allows no inline style for our pages' own use).
+                "bar": f"{100 * share(state.count, state.threshold):.1f}",
+            }
+            for state in progress.states
+        ),
+        key=lambda shown: str(shown["name"]).casefold(),
+    )
+    counted_at = None
+    if progress.counted_at:
+        with contextlib.suppress(ValueError):
+            counted_at = datetime.datetime.fromisoformat(progress.counted_at)
+    return {
+        "progress": progress,
+        "total": number(progress.total),
+        "goal": number(progress.signatories_required),
+        "goal_percent": format_percent(goal_share, "#,##0.0%", locale=language),
+        "goal_bar": f"{100 * goal_share:.1f}",
+        "states_reached": number(progress.states_reached),
+        "states_required": number(progress.member_states_required),
+        "states": states,
+        "counted_at": counted_at,
+    }
+
+
+def _share_texts(initiative: Initiative, language: str, shown: dict[str, object]) -> dict[str, str]:
+    with translation.override(language):
+        return {
+            "label": gettext("European Citizens' Initiative"),
+            "total_line": gettext("%(count)s of %(goal)s statements of support")
+            % {"count": shown["total"], "goal": shown["goal"]},
+            "states_line": gettext("%(reached)s of %(required)s Member States at or over their minimum")
+            % {"reached": shown["states_reached"], "required": shown["states_required"]},
+        }
+
+
 @require_safe
 def initiative_home(request: HttpRequest) -> HttpResponse:
+    """GET /: the same for every visitor in a language, so kept by collection.public_cache."""
     initiative = request.tenant  # type: ignore[attr-defined]
     language = chosen_language(request, initiative.registered_language)
     translation.activate(language)
-    counts = counts_published()
+    shown = _progress_shown(initiative, language, counts_published())
+    site = initiative_site_url(initiative)
     context = {
         "initiative": initiative,
         "language": language,
@@ -67,11 +144,38 @@ def initiative_home(request: HttpRequest) -> HttpResponse:
         "subject": initiative.text("subject", language),
         "objectives": initiative.text("objectives", language),
         "languages": [(code, name) for code, name in settings.LANGUAGES if code in initiative.languages],
-        "total": counts["total"] if counts else 0,
+        "collecting": initiative.state == InitiativeState.COLLECTING,
+        "page_url": f"{site}?lang={language}",
+        "share_image_url": f"{site}share.png?lang={language}",
+        "share": _share_texts(initiative, language, shown),
+        "operator_name": settings.OPERATOR_NAME,
+        **shown,
     }
-    response = render(request, "collection/initiative_home.html", context)
-    response.headers["Content-Language"] = language
-    return response
+    # Rendered without the request: nothing of one visitor (no CSRF token, no session) can get in.
+    response = HttpResponse(render_to_string("collection/initiative_home.html", context))
+    return _public_cache_control(response, language)
+
+
+@require_safe
+def share_image(request: HttpRequest) -> HttpResponse:
+    """GET /share.png: the picture of a shared link, in the language asked for (kept by
+    collection.public_cache: drawing it takes tens of milliseconds)."""
+    initiative = request.tenant  # type: ignore[attr-defined]
+    language = chosen_language(request, initiative.registered_language)
+    shown = _progress_shown(initiative, language, counts_published())
+    texts = _share_texts(initiative, language, shown)
+    progress: PublishedProgress = shown["progress"]  # type: ignore[assignment]
+    card = ShareCard(
+        label=texts["label"],
+        registration_number=initiative.registration_number,
+        title=initiative.text("title", language),
+        total=str(shown["total"]),
+        total_line=texts["total_line"],
+        states_line=texts["states_line"],
+        share_of_goal=progress.total / progress.signatories_required,
+    )
+    response = HttpResponse(share_image_png(card), content_type="image/png")
+    return _public_cache_control(response, language)
 
 
 def _initiative_context(initiative: Initiative, language: str) -> dict[str, object]:
@@ -219,21 +323,19 @@ def receipt(request: HttpRequest, statement_id: uuid.UUID) -> HttpResponse:
 
 
 @require_safe
-def counts_api(request: HttpRequest) -> JsonResponse:
-    """GET /api/counts.json: the last published counts with each Member State's threshold (REQ-02)."""
+def counts_api(request: HttpRequest) -> HttpResponse:
+    """GET /api/counts.json: the last published counts with each Member State's threshold (REQ-02); kept
+    by collection.public_cache."""
     initiative = request.tenant  # type: ignore[attr-defined]
-    published = counts_published() or {}
-    by_country: dict[str, int] = published.get("by_country", {})  # type: ignore[assignment]
-    return JsonResponse(
+    progress = progress_published(initiative, counts_published())
+    response = JsonResponse(
         {
-            "total": published.get("total", 0),
-            "counted_at": published.get("counted_at"),
+            "total": progress.total,
+            "counted_at": progress.counted_at,
             "countries": {
-                code: {
-                    "count": by_country.get(code, 0),
-                    "threshold": state.threshold(initiative.registered_on),
-                }
-                for code, state in member_states().items()
+                state.code: {"count": state.count, "threshold": state.threshold} for state in progress.states
             },
         }
     )
+    patch_cache_control(response, public=True, max_age=settings.PUBLIC_MAX_AGE_SECONDS)
+    return response

@@ -57,7 +57,7 @@ def _answer(body: str, status: int, language: str) -> HttpResponse:
 def _page(request: HttpRequest, template: str, status: int) -> HttpResponse:
     language = visitor_language(request)
     tenant = getattr(request, "tenant", None)
-    context: dict[str, object] = {"language": language}
+    context: dict[str, object] = {"language": language, "operator_name": settings.OPERATOR_NAME}
     if isinstance(tenant, Initiative):
         # The initiative's row is already in memory (host routing loaded it): no query here.
         context.update(initiative=tenant, title=tenant.text("title", language))

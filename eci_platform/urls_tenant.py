@@ -10,6 +10,7 @@ urlpatterns = [
     path("sign/<str:country>/", views.sign_form, name="sign-form"),
     path("receipt/<uuid:statement_id>/", views.receipt, name="receipt"),
     path("api/counts.json", views.counts_api, name="counts-api"),
+    path("share.png", views.share_image, name="share-image"),
     path("altcha/challenge.json", views.altcha_challenge, name="altcha-challenge"),
     # Organisers: sign-in and exports (the fuller console comes later).
     path("manage/", include("exports.urls")),

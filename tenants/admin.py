@@ -22,6 +22,7 @@ from tenants.admin_deadlines import (
     LegalHoldAdmin,
 )
 from tenants.admin_organisers import organiser_urls
+from tenants.admin_overview import PublishedCountsMixin, overview_urls
 from tenants.admin_second_factor import (
     OperatorSecondFactor,
     operator_login,
@@ -76,6 +77,7 @@ class OperatorSite(admin.AdminSite):
     site_header = "ECI platform: operator console"
     site_title = "Operator console"
     index_title = "Initiatives and audit log"
+    index_template = "operator/index.html"  # links the platform overview
 
     def has_permission(self, request: HttpRequest) -> bool:
         # Signed in with both factors: a password alone reaches no page (tenants/second_factor.py).
@@ -86,7 +88,7 @@ class OperatorSite(admin.AdminSite):
         return operator_login(self, request, extra_context)
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
-        return [*second_factor_urls(self, operator_second_factor), *super().get_urls()]
+        return [*second_factor_urls(self, operator_second_factor), *overview_urls(self), *super().get_urls()]
 
 
 operator_site = OperatorSite(name="operator")
@@ -147,7 +149,7 @@ class KeyEncryptionKeyInline(ReadOnlyInline):
 
 
 @admin.register(Initiative, site=operator_site)
-class InitiativeAdmin(DeadlinesConsoleMixin, admin.ModelAdmin):
+class InitiativeAdmin(DeadlinesConsoleMixin, PublishedCountsMixin, admin.ModelAdmin):
     inlines = [KeyEncryptionKeyInline, DataKeyInline]
     list_display = (
         "slug",
@@ -157,6 +159,9 @@ class InitiativeAdmin(DeadlinesConsoleMixin, admin.ModelAdmin):
         "collection_start",
         "collection_end",
         "schema_name",
+        # The published counts, as the public pages show them (tenants/admin_overview.py).
+        "statements_published",
+        "states_at_threshold",
         # REQ-25, REQ-18, REQ-19: the next deadlines, the hold and the records (tenants/admin_deadlines.py).
         "submission_deadline",
         "statements_deadline",
@@ -181,6 +186,7 @@ class InitiativeAdmin(DeadlinesConsoleMixin, admin.ModelAdmin):
         "withdrawn_on",
         "created_at",
         "deadlines_panel",
+        "counts_panel",
     )
     fields = (*readonly_fields, *EDITABLE_DETAILS)
     actions = [

@@ -17,6 +17,8 @@ from eci_platform.embedded import REPOSITORY_ROOT
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 AXE = REPOSITORY_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+# Screenshots the browser tests take, for a person to look at (ignored by git).
+SCREENSHOT_FOLDER = REPOSITORY_ROOT / ".data" / "screenshots"
 
 browser_required = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("REQUIRE_BROWSER"),
@@ -45,8 +47,10 @@ def chromium() -> Iterator[WebDriver]:
         "--disable-component-update",
         "--disable-sync",
         "--disable-dev-shm-usage",
+        "--hide-scrollbars",  # screenshots as wide as the page, on any machine
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for CSP reports
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
     driver.set_script_timeout(30)

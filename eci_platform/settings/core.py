@@ -46,6 +46,8 @@ MIDDLEWARE = [
     "eci_platform.health.HealthCheckMiddleware",
     "eci_platform.hosts.InitiativeHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # An initiative's home page, share image and counts, answered from the cache before the rest runs.
+    "collection.public_cache.PublicAnswerCacheMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Sessions, locale, authentication and messages, on the pages where someone signs in only.
     "eci_platform.areas.SignedInAreasMiddleware",
@@ -159,6 +161,14 @@ LOGGING = {
 
 # How long a process remembers which initiative a host name serves (and its state).
 HOST_CACHE_SECONDS = env.float("HOST_CACHE_SECONDS", default=5.0)
+
+# The public answers that every visitor gets alike (home page, share image, /api/counts.json) are kept in
+# Redis this long at most (collection/public_cache.py); a new count or a change of the initiative makes a
+# new entry sooner. Browsers and proxies may keep them PUBLIC_MAX_AGE_SECONDS.
+PUBLIC_CACHE_SECONDS = env.int("PUBLIC_CACHE_SECONDS", default=300)
+PUBLIC_MAX_AGE_SECONDS = env.int("PUBLIC_MAX_AGE_SECONDS", default=30)
+# Each process also keeps what it served this long, in front of Redis (0: always ask Redis).
+PUBLIC_LOCAL_SECONDS = env.float("PUBLIC_LOCAL_SECONDS", default=2.0)
 
 # Signing: the anti-bot proof of work and the rate limits (per minute; see collection/ratelimit.py).
 ALTCHA_COST = env.int("ALTCHA_COST", default=50_000)  # per-initiative value on the initiative's row

@@ -6,23 +6,33 @@ is set (CI sets it, so there a missing browser fails)."""
 from __future__ import annotations
 
 import contextlib
+import datetime
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from pytest_django.plugin import DjangoDbBlocker
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from collection.models import Statement
 from collection.sealed import personal_data_decode
+from collection.selectors import COUNTS_CACHE_KEY
 from eci_platform.demo import demo_initiative_ensure
 from tenants.keyring.sealing import open_sealed
 from tenants.models import Initiative
 from tenants.onboarding import initiative_onboard
-from tests.browser import axe_required, axe_serious_violations, browser_required, chromium, page_loaded
-from tests.conftest import onboarding_request
+from tests.browser import (
+    SCREENSHOT_FOLDER,
+    axe_required,
+    axe_serious_violations,
+    browser_required,
+    chromium,
+    page_loaded,
+)
+from tests.conftest import RUN_CACHE_PREFIX, onboarding_request
 from tests.processes import committed_initiative_remove, gunicorn, platform_environment
 
 pytestmark = browser_required
@@ -169,7 +179,14 @@ def test_the_public_pages_have_no_serious_accessibility_violations(
         Initiative.objects.filter(pk=initiative.pk).update(
             contact_persons=[{"name": "Zoë Ørsted", "email": "zoe@example.eu"}]
         )
-    pages = ["/?lang=en", "/sign/?lang=de", "/sign/FR/?lang=fr", "/sign/AT/?lang=en", "/sign/HU/?lang=en"]
+    pages = [
+        "/?lang=en",
+        "/?lang=el",
+        "/sign/?lang=de",
+        "/sign/FR/?lang=fr",
+        "/sign/AT/?lang=en",
+        "/sign/HU/?lang=en",
+    ]
     found: dict[str, list[str]] = {}
 
     def audit(label: str) -> None:
@@ -245,3 +262,79 @@ def test_the_public_pages_have_no_serious_accessibility_violations(
     assert "not collecting" in browser.page_source
     audit("not collecting (410)")
     assert not found, found
+
+
+SCREENSHOTS = SCREENSHOT_FOLDER
+# A campaign under way: Malta and Luxembourg over their minimum, the rest on the way.
+CAMPAIGN = {"DE": 180_400, "FR": 97_250, "IT": 61_030, "PL": 38_900, "ES": 20_115, "MT": 4_410, "LU": 4_500}
+
+
+@pytest.fixture
+def campaign_site(
+    django_db_setup: None, django_db_blocker: DjangoDbBlocker, keystore: Path
+) -> Iterator[tuple[Initiative, str]]:
+    """The demo initiative with counts published where its gunicorn reads them (this run's cache)."""
+    with _served(django_db_blocker, keystore, demo=True, CACHE_KEY_PREFIX=RUN_CACHE_PREFIX) as served:
+        initiative = served[0]
+        with initiative:
+            cache.set(
+                COUNTS_CACHE_KEY,
+                {
+                    "schema": initiative.schema_name,
+                    "total": sum(CAMPAIGN.values()),
+                    "by_country": CAMPAIGN,
+                    "counted_at": datetime.datetime.now(datetime.UTC).isoformat(),
+                },
+            )
+        yield served
+
+
+@axe_required
+def test_screenshots_of_the_public_home_page_at_phone_and_desktop_widths(
+    campaign_site: tuple[Initiative, str], browser: WebDriver
+) -> None:
+    """The home page at 375 px (a phone) and 1280 px (a laptop), whole, into .data/screenshots/ (for a
+    person to look at); at each width nothing scrolls sideways and axe finds nothing serious."""
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _initiative, base = campaign_site
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for width in (375, 1280):
+        browser.set_window_size(width, 900)
+        browser.get(f"{base}/?lang=en")
+        assert f"{sum(CAMPAIGN.values()):,}" in browser.page_source  # the published total, as shown
+        inner = browser.execute_script("return window.innerWidth")
+        # The window's frame, if any, comes on top of the page's width.
+        browser.set_window_size(2 * width - inner, 900)
+        assert browser.execute_script("return window.innerWidth") == width
+        assert browser.execute_script(
+            "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+        ), f"the page scrolls sideways at {width} px"
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(
+            2 * width - inner, height + 900 - browser.execute_script("return innerHeight")
+        )
+        path = SCREENSHOTS / f"home-{width}.png"
+        assert browser.save_screenshot(str(path))
+        with Image.open(path) as image:
+            assert image.width == width and image.height >= height - 1
+        violations = axe_serious_violations(browser)
+        assert violations == [], (width, violations)
+
+    # The receipt on a phone, and as printed (the print style: no navigation, black on white).
+    browser.set_window_size(375, 900)
+    browser.get(f"{base}/sign/PL/?lang=en")
+    assert browser.save_screenshot(str(SCREENSHOTS / "sign-375.png"))
+    _fill_and_submit(browser)
+    WebDriverWait(browser, 60).until(lambda d: "/receipt/" in d.current_url and page_loaded(d))
+    assert browser.save_screenshot(str(SCREENSHOTS / "receipt-375.png"))
+    browser.set_window_size(1280, 900)
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    assert browser.save_screenshot(str(SCREENSHOTS / "receipt-print.png"))
+    footer_shown = browser.execute_script(
+        "return getComputedStyle(document.querySelector('.site-footer')).display !== 'none'"
+    )
+    assert not footer_shown
+    assert browser.find_element(By.CSS_SELECTOR, ".receipt-id code").is_displayed()

@@ -97,10 +97,10 @@ def test_a_csrf_failure_is_our_page_in_the_language_asked_for(alpha: Initiative)
 def test_a_server_error_is_a_500_in_the_language_asked_for(
     alpha: Initiative, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken() -> None:
+    def broken(*args: object) -> None:
         raise RuntimeError("the counts are unreachable")
 
-    monkeypatch.setattr("collection.views.counts_published", broken)
+    monkeypatch.setattr("collection.views.progress_published", broken)
     client = Client(HTTP_HOST=host_of(alpha), raise_request_exception=False)
     response = client.get("/?lang=fr")
     assert_page_in(response, "fr", SERVER_ERROR, 500)

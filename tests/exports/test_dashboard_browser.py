@@ -25,20 +25,16 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from collection.models import Statement
 from collection.services import counts_refresh
-from eci_platform.embedded import REPOSITORY_ROOT
 from tenants.models import Initiative, OrganiserMembership
 from tenants.onboarding import initiative_onboard
-from tests.collection.test_browser import AXE, CHROMEDRIVER, CHROMIUM
+from tests.browser import SCREENSHOT_FOLDER, axe_required, axe_serious_violations, browser_required, chromium
 from tests.conftest import RUN_CACHE_PREFIX, onboarding_request
 from tests.processes import committed_initiative_remove, gunicorn, platform_environment
 from tests.second_factor import totp_code, totp_device
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER and AXE.exists()) and not os.environ.get("REQUIRE_BROWSER"),
-    reason="Chromium, chromedriver or axe-core is missing (apt-get install chromium chromium-driver; npm ci)",
-)
+pytestmark = [browser_required, axe_required]
 
-SCREENSHOTS = REPOSITORY_ROOT / ".data" / "screenshots"
+SCREENSHOTS = SCREENSHOT_FOLDER
 PASSWORD = "a long organiser passphrase for the browser"
 DAYS = 21
 
@@ -101,42 +97,12 @@ def console(
 
 @pytest.fixture
 def browser() -> Iterator[WebDriver]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    driver.set_script_timeout(30)
-    yield driver
-    driver.quit()
+    with chromium() as driver:
+        yield driver
 
 
 def _audit(browser: WebDriver) -> list[str]:
-    browser.execute_script(AXE.read_text())
-    result = browser.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "const tags = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];"
-        "axe.run(document, {runOnly: {type: 'tag', values: tags}}).then(r => done(r.violations.map("
-        "  v => [v.id, v.impact, v.nodes.map(n => n.html.slice(0, 160)).join(' | ')])));"
-    )
-    return [
-        f"{rule} ({impact}): {nodes}" for rule, impact, nodes in result if impact in ("serious", "critical")
-    ]
+    return axe_serious_violations(browser)
 
 
 def _screenshot(browser: WebDriver, width: int, name: str) -> Path:
@@ -186,7 +152,7 @@ def test_the_console_pages_are_accessible_and_the_dashboard_is_photographed(
     ]
     for path in pages:
         browser.get(f"{base}{path}")
-        serious = _audit(browser)
+        serious = axe_serious_violations(browser)
         if serious:
             found[path] = serious
     # The dashboard's numbers are those published: 600 statements, the chart has a bar a day.
@@ -196,7 +162,7 @@ def test_the_console_pages_are_accessible_and_the_dashboard_is_photographed(
     # A change refused for a missing reason: the form with its errors.
     browser.find_element(By.CSS_SELECTOR, "#control-pause button[type=submit]").click()
     WebDriverWait(browser, 15).until(lambda d: d.find_elements(By.ID, "control-errors"))
-    if serious := _audit(browser):
+    if serious := axe_serious_violations(browser):
         found["/manage/ with errors"] = serious
     # Every id the error summary or an aria-describedby names is in the page (axe does not check).
     missing = browser.execute_script(
