@@ -7,6 +7,9 @@ import os
 
 from tenant_schemas_celery.app import CeleryApp
 
+# Its signal handlers: each task's log context and counters, the worker's metrics endpoint (METRICS_PORT).
+from eci_platform import worker_observation  # noqa: F401
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eci_platform.settings")
 
 app = CeleryApp("eci_platform")
