@@ -14,18 +14,22 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from eci_platform.metrics.directory import metrics_port, multiprocess_directory_prepare
-
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eci_platform.settings")
-multiprocess_directory_prepare()
+from eci_platform.metrics.directory import metrics_port, multiprocess_directory_empty
 
 # Read through the settings' own reader, so a bad value stops the master with the settings' message.
-from eci_platform.settings.observability import LOGGING  # noqa: E402
+from eci_platform.settings.observability import LOGGING
 
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eci_platform.settings")
 logconfig_dict = LOGGING
 accesslog = None
 # Sync workers: django-tenants keeps the tenant on the thread's connection.
 worker_class = "sync"
+# gunicorn's control socket (gunicornc) is not used: it would want a writable home directory.
+control_socket_disable = True
+
+
+def on_starting(server: Any) -> None:
+    multiprocess_directory_empty()
 
 
 def when_ready(server: Any) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import logging.config
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
@@ -147,9 +148,20 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
         },
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
+            # Django's own console handler (DEBUG only) would print its lines a second time, unformatted.
+            "django": {"handlers": [], "propagate": True, "level": level},
             "django.db.backends": {"level": "WARNING"},
-            # gunicorn's own loggers write through the same handler (see eci_platform.gunicorn_config).
+            # gunicorn's own lines go through the same handler (see eci_platform.gunicorn_config); its
+            # access lines never: they carry the full URL (tokens) and the client's address. The
+            # platform writes its own (eci_platform.request_observation).
             "gunicorn.error": {"handlers": [], "propagate": True},
-            "gunicorn.access": {"handlers": [], "propagate": True},
+            "gunicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
         },
     }
+
+
+def logging_configure(config: dict[str, Any]) -> None:
+    """Django's LOGGING_CONFIG: the dictionary, and Python's warnings as log lines (a library's warning
+    printed on stderr would be the one line of the output that is not JSON)."""
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)

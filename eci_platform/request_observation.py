@@ -10,8 +10,11 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
+from django.core.signals import request_finished
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 
 from eci_platform.health import LIVEZ_PATH, READYZ_PATH
@@ -51,31 +54,34 @@ class RequestObservationMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         request_id = request_id_for(request)
-        request_token = current_request.set(request)
-        id_token = current_request_id.set(request_id)
-        try:
-            response = self.get_response(request)
-            response[REQUEST_ID_HEADER] = request_id
-            duration = time.perf_counter() - started
-            view = _view_label(request)
-            method = request.method if request.method in KNOWN_METHODS else "other"
-            REQUEST_DURATION.labels(view=view, method=method, status=str(response.status_code)).observe(
-                duration
+        # Cleared when the response is closed (request_finished), not on the way out of here: Django
+        # writes its `django.request` line for an error after the middleware returned.
+        current_request.set(request)
+        current_request_id.set(request_id)
+        response = self.get_response(request)
+        response[REQUEST_ID_HEADER] = request_id
+        duration = time.perf_counter() - started
+        view = _view_label(request)
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        status = str(response.status_code)
+        REQUEST_DURATION.labels(view=view, method=method, status=status).observe(duration)
+        if view not in PROBE_PATHS.values():  # the probes would drown the rest
+            logger.info(
+                "%s %s %s",
+                method,
+                view,
+                response.status_code,
+                extra={
+                    "method": method,
+                    "view": view,
+                    "status": response.status_code,
+                    "duration_ms": round(duration * 1000, 1),
+                },
             )
-            if view not in PROBE_PATHS.values():  # the probes would drown the rest
-                logger.info(
-                    "%s %s %s",
-                    method,
-                    view,
-                    response.status_code,
-                    extra={
-                        "method": method,
-                        "view": view,
-                        "status": response.status_code,
-                        "duration_ms": round(duration * 1000, 1),
-                    },
-                )
-            return response
-        finally:
-            current_request_id.reset(id_token)
-            current_request.reset(request_token)
+        return response
+
+
+@receiver(request_finished)
+def _request_context_clear(**_kwargs: Any) -> None:
+    current_request.set(None)
+    current_request_id.set(None)

@@ -1,8 +1,8 @@
 """The Celery worker's side of logs and metrics, wired by signals: each task's id and name in the
 context of its log lines, task counters, and the metrics endpoint in the worker's main process.
 
-prometheus-client is imported inside the handlers: the multiprocess directory must be set (at
-`celeryd_init`, the worker's first signal) before it loads."""
+prometheus-client is imported inside the handlers, once eci_platform/celery.py has settled the
+multiprocess directory."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ from typing import Any
 from celery import signals
 
 from eci_platform.logs import current_task
-from eci_platform.metrics.directory import metrics_port, multiprocess_directory_prepare
+from eci_platform.metrics.directory import metrics_port, multiprocess_directory_empty
 
 _started: dict[str, float] = {}
 
 
 @signals.celeryd_init.connect
-def _metrics_directory_prepare(**_kwargs: Any) -> None:
-    multiprocess_directory_prepare()
+def _metrics_directory_empty(**_kwargs: Any) -> None:
+    """In the worker's main process, before its pool starts."""
+    multiprocess_directory_empty()
 
 
 @signals.worker_ready.connect

@@ -1,15 +1,19 @@
 """The multiprocess directory of prometheus-client. Every process of a gunicorn or Celery server writes
 its counters to files there and the exposing process sums them; prometheus-client chooses between that
-and in-process values when it is first imported, so this runs before anything imports it.
+and in-process values when it is first imported, so the directory is settled before anything imports it
+(eci_platform/celery.py, imported first by every process of the platform).
 
 No prometheus-client import here (that would decide too early)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -23,22 +27,37 @@ def metrics_port() -> int:
         raise SystemExit(f"METRICS_PORT must be a port number, not {value!r}.") from None
 
 
-def multiprocess_directory_prepare() -> Path | None:
-    """Where this server's processes keep their metrics: PROMETHEUS_MULTIPROC_DIR, or a new folder in
-    the temporary directory when METRICS_PORT is set without it. Emptied: files of an earlier run (a
-    restarted container keeps its emptyDir) would count twice. Call once, in the server's first process,
-    before prometheus-client is imported."""
-    if not metrics_port() and not os.environ.get(DIRECTORY_VARIABLE):
-        return None
-    if "prometheus_client.values" in sys.modules and not os.environ.get(DIRECTORY_VARIABLE):
-        raise RuntimeError("prometheus-client was imported before its multiprocess directory was set.")
-    directory = os.environ.get(DIRECTORY_VARIABLE) or tempfile.mkdtemp(prefix="eci-metrics-")
-    os.environ[DIRECTORY_VARIABLE] = directory
+def multiprocess_directory_ensure() -> Path | None:
+    """PROMETHEUS_MULTIPROC_DIR, created if missing; when METRICS_PORT is set without it, a new folder
+    in the temporary directory, which the server's processes (forked from this one) inherit. A process
+    with nowhere to write (a read-only root without /tmp, say a one-off command) keeps its metrics in
+    memory: it serves none anyway."""
+    directory = os.environ.get(DIRECTORY_VARIABLE, "")
+    if not directory:
+        if not metrics_port():
+            return None
+        if "prometheus_client.values" in sys.modules:
+            raise RuntimeError("prometheus-client was imported before its multiprocess directory was set.")
+        try:
+            directory = tempfile.mkdtemp(prefix="eci-metrics-")
+        except OSError as error:
+            logger.warning(
+                "metrics: no multiprocess directory (%s); set %s", error.strerror, DIRECTORY_VARIABLE
+            )
+            return None
+        os.environ[DIRECTORY_VARIABLE] = directory
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
-    for stale in path.glob("*.db"):
-        stale.unlink(missing_ok=True)
     return path
+
+
+def multiprocess_directory_empty() -> None:
+    """Remove the files of an earlier run (a restarted container keeps its emptyDir): they would count
+    twice. Only the server's first process calls this, before it starts its workers."""
+    path = multiprocess_directory_ensure()
+    if path is not None:
+        for stale in path.glob("*.db"):
+            stale.unlink(missing_ok=True)
 
 
 def multiprocess_mode() -> bool:

@@ -13,6 +13,7 @@ if LOG_FORMAT not in ("json", "plain"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}.")
 LOG_LEVEL = optional("LOG_LEVEL", "INFO").strip().upper()
 LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)
+LOGGING_CONFIG = "eci_platform.logs.logging_configure"
 
 # The Prometheus endpoint of gunicorn's master and of each Celery worker, on a port of its own that no
 # public Service or Ingress routes to (0: none). See eci_platform/metrics/.
