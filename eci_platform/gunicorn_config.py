@@ -22,8 +22,6 @@ from eci_platform.settings.observability import LOGGING
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eci_platform.settings")
 logconfig_dict = LOGGING
 accesslog = None
-# Sync workers: django-tenants keeps the tenant on the thread's connection.
-worker_class = "sync"
 # gunicorn's control socket (gunicornc) is not used: it would want a writable home directory.
 control_socket_disable = True
 
