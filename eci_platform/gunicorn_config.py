@@ -39,9 +39,10 @@ def when_ready(server: Any) -> None:
 
     # The endpoint reads the platform's state from the public schema at scrape time.
     django.setup()
+    from eci_platform.celery import app
     from eci_platform.metrics.exposition import metrics_server_start
 
-    metrics_server_start(port, settings.METRICS_ADDRESS, platform_state=True)
+    metrics_server_start(port, settings.METRICS_ADDRESS, platform_state_of=app)
 
 
 def child_exit(server: Any, worker: Any) -> None:

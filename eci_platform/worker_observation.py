@@ -32,7 +32,7 @@ def _metrics_server_start(**_kwargs: Any) -> None:
 
         from eci_platform.metrics.exposition import metrics_server_start
 
-        metrics_server_start(port, settings.METRICS_ADDRESS, platform_state=False)
+        metrics_server_start(port, settings.METRICS_ADDRESS)
 
 
 @signals.worker_process_shutdown.connect

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
+from celery import Celery
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
@@ -24,11 +26,18 @@ class PlatformStateCollector(Collector):
     aggregate queries; export jobs live in each initiative's schema and are counted as they change
     instead, in exports/metrics.py)."""
 
+    def __init__(self, celery_app: Celery) -> None:
+        self.celery_app = celery_app
+
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
             "eci_collector_up", "1 when a figure read at scrape time could be read.", labels=["collector"]
         )
-        for name, read in (("queues", _queue_lengths), ("database", _platform_state)):
+        readers: tuple[tuple[str, Callable[[], Iterator[Metric]]], ...] = (
+            ("queues", lambda: _queue_lengths(self.celery_app)),
+            ("database", _platform_state),
+        )
+        for name, read in readers:
             try:
                 families = list(read())
             except Exception as error:  # a scrape reports the failure; it must never raise
@@ -44,13 +53,12 @@ class _ThisProcessCollector(Collector):
     """The process's own metrics, where there is no multiprocess directory (development, tests)."""
 
     def collect(self) -> Iterator[Metric]:
-        return REGISTRY.collect()
+        yield from REGISTRY.collect()
 
 
-def _queue_lengths() -> Iterator[Metric]:
+def _queue_lengths(app: Celery) -> Iterator[Metric]:
     from kombu.exceptions import ChannelError
 
-    from eci_platform.celery import app
     from workers.queues import QUEUES
 
     lengths = GaugeMetricFamily(
@@ -59,7 +67,7 @@ def _queue_lengths() -> Iterator[Metric]:
         labels=["queue"],
     )
     with app.connection_for_read() as broker:
-        channel = broker.default_channel
+        channel: Any = broker.default_channel  # kombu's virtual channel (Redis): queue_declare
         for queue in QUEUES:
             try:
                 _name, count, _consumers = channel.queue_declare(queue=queue, passive=True)
@@ -137,22 +145,23 @@ def _public_schema_figures() -> Iterator[Metric]:
     yield destructions
 
 
-def exposition_registry(*, platform_state: bool) -> CollectorRegistry:
+def exposition_registry(*, platform_state_of: Celery | None = None) -> CollectorRegistry:
     """What the endpoint serves: every process's counters (their files in multiprocess mode, this
-    process's own otherwise) and, with `platform_state`, the figures read at scrape time."""
+    process's own otherwise) and, given `platform_state_of` (the Celery app, for its broker), the figures
+    read at scrape time."""
     registry = CollectorRegistry()
     if multiprocess_mode():
         MultiProcessCollector(registry)
     else:
         registry.register(_ThisProcessCollector())
-    if platform_state:
-        registry.register(PlatformStateCollector())
+    if platform_state_of is not None:
+        registry.register(PlatformStateCollector(platform_state_of))
     return registry
 
 
-def metrics_server_start(port: int, address: str, *, platform_state: bool) -> None:
+def metrics_server_start(port: int, address: str, *, platform_state_of: Celery | None = None) -> None:
     """Serve the metrics on `address:port` from a thread of this process."""
-    start_http_server(port, addr=address, registry=exposition_registry(platform_state=platform_state))
+    start_http_server(port, addr=address, registry=exposition_registry(platform_state_of=platform_state_of))
     logger.info("metrics: serving on port %s", port)
 
 
