@@ -67,6 +67,8 @@ def _queue_lengths(app: Celery) -> Iterator[Metric]:
         labels=["queue"],
     )
     with app.connection_for_read() as broker:
+        # One try: kombu would otherwise retry for ever, and each scrape would leave a thread waiting.
+        broker.ensure_connection(max_retries=1, timeout=2)
         channel: Any = broker.default_channel  # kombu's virtual channel (Redis): queue_declare
         for queue in QUEUES:
             try:
@@ -125,9 +127,7 @@ def _public_schema_figures() -> Iterator[Metric]:
     yield sweeps
     unfinished = ReencryptionJob.objects.filter(
         state__in=[ReencryptionJobState.QUEUED, ReencryptionJobState.RUNNING], records_total__isnull=False
-    ).aggregate(
-        total=Sum("records_total"), done=Sum("records_done"), left=Sum(F("records_total") - F("records_done"))
-    )
+    ).aggregate(left=Sum(F("records_total") - F("records_done")))
     yield GaugeMetricFamily(
         "eci_reencryption_records_remaining",
         "Sealed records the unfinished re-encryption sweeps have still to go through.",

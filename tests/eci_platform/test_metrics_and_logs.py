@@ -357,3 +357,30 @@ def test_a_celery_worker_serves_its_task_counters_and_logs_json_with_the_task(
     assert all(record.get("initiative") == site.initiative.slug for record in of_the_failure)
     assert any(record["level"] == "ERROR" for record in of_the_failure)
     assert succeeded.id not in {record.get("task_id") for record in of_the_failure}
+
+
+def test_a_metrics_port_that_is_no_number_stops_start_up_with_a_message() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-c", "import eci_platform"],
+        cwd=REPOSITORY_ROOT,
+        env=platform_environment(Path("unused"), METRICS_PORT="ninety-one"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode != 0 and "METRICS_PORT must be a port number, not 'ninety-one'" in shown.stderr
+
+
+@pytest.mark.django_db
+def test_an_unreachable_broker_is_reported_at_once_and_the_rest_still_read() -> None:
+    from eci_platform.metrics.exposition import PlatformStateCollector
+
+    unreachable = Celery(broker=f"redis://127.0.0.1:{free_port()}/0")
+    started = time.monotonic()
+    families = {family.name: family for family in PlatformStateCollector(unreachable).collect()}
+    assert time.monotonic() - started < 10, "a scrape must not wait for the broker to come back"
+    assert "eci_celery_queue_length" not in families
+    up = {sample.labels["collector"]: sample.value for sample in families["eci_collector_up"].samples}
+    assert up == {"queues": 0, "database": 1}
+    assert "eci_initiatives" in families
+    unreachable.close()
