@@ -1,9 +1,9 @@
 """gunicorn's configuration for the platform: `gunicorn -c python:eci_platform.gunicorn_config
 eci_platform.wsgi`. Command-line options still apply on top (--bind, --workers, ...).
 
-- Metrics (METRICS_PORT): the multiprocess directory is prepared here, in the master, before any
-  process imports prometheus-client; the master serves the endpoint once it is ready (its workers sum
-  up through their files) and drops a dead worker's live gauges.
+- Metrics (METRICS_PORT): the master empties the multiprocess directory when it starts (importing
+  eci_platform settled which directory, before anything imported prometheus-client), serves the endpoint
+  once it is ready (adding up its workers' files) and drops a dead worker's live gauges.
 - Logs: gunicorn's own lines go through the platform's handler, JSON or plain as LOG_FORMAT says; its
   access log stays off (the platform writes its own access line, without paths: see
   eci_platform/request_observation.py).

@@ -49,9 +49,8 @@ def request_label(request: Any) -> str:
     """What a request is called in logs and metrics: its view's name, never its path (no tokens, no
     identifiers, a bounded set)."""
     match = getattr(request, "resolver_match", None)
-    if match is not None:
-        return str(match.view_name or match._func_path)
-    return "unrouted"
+    # An unnamed pattern's view_name is its view's dotted path: bounded too.
+    return str(match.view_name) if match is not None else "unrouted"
 
 
 def _initiative_slug_of_request(request: Any) -> str | None:
