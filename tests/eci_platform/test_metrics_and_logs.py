@@ -319,7 +319,7 @@ def test_a_celery_worker_serves_its_task_counters_and_logs_json_with_the_task(
     command += ["--without-gossip", "--without-mingle"]
     with log.open("wb") as errors, printed.open("wb") as output:
         worker = subprocess.Popen(command, cwd=REPOSITORY_ROOT, env=environment, stdout=output, stderr=errors)
-    sender = Celery(broker=broker_url)
+    sender = Celery(broker=broker_url, set_as_current=False)  # the tests' own app stays the current one
     try:
         schema = {"_schema_name": site.initiative.schema_name}
         succeeded = sender.send_task("default.refresh_counts", queue=queue, headers=schema)
@@ -375,7 +375,7 @@ def test_a_metrics_port_that_is_no_number_stops_start_up_with_a_message() -> Non
 def test_an_unreachable_broker_is_reported_at_once_and_the_rest_still_read() -> None:
     from eci_platform.metrics.exposition import PlatformStateCollector
 
-    unreachable = Celery(broker=f"redis://127.0.0.1:{free_port()}/0")
+    unreachable = Celery(broker=f"redis://127.0.0.1:{free_port()}/0", set_as_current=False)
     started = time.monotonic()
     families = {family.name: family for family in PlatformStateCollector(unreachable).collect()}
     assert time.monotonic() - started < 10, "a scrape must not wait for the broker to come back"
