@@ -303,12 +303,10 @@ def test_a_celery_worker_serves_its_task_counters_and_logs_json_with_the_task(
 ) -> None:
     """A real worker (prefork pool, two children) on a queue of this test's own."""
     queue = f"observe-{uuid.uuid4().hex}"
-    broker_url = settings.REDIS_URL  # a database of Redis the tests use for nothing else
     metrics_port = free_port()
     log, printed = tmp_path / "worker.log", tmp_path / "worker.out"
     environment = platform_environment(
         keystore,
-        REDIS_URL=broker_url,
         METRICS_PORT=str(metrics_port),
         METRICS_ADDRESS="127.0.0.1",
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
@@ -319,7 +317,9 @@ def test_a_celery_worker_serves_its_task_counters_and_logs_json_with_the_task(
     command += ["--without-gossip", "--without-mingle"]
     with log.open("wb") as errors, printed.open("wb") as output:
         worker = subprocess.Popen(command, cwd=REPOSITORY_ROOT, env=environment, stdout=output, stderr=errors)
-    sender = Celery(broker=broker_url, set_as_current=False)  # the tests' own app stays the current one
+    # Through the worker's broker (the tests' cache database, as for gunicorn) to this test's own queue;
+    # not made the current app, which the other tests' task_send uses.
+    sender = Celery(broker=environment["REDIS_URL"], set_as_current=False)
     try:
         schema = {"_schema_name": site.initiative.schema_name}
         succeeded = sender.send_task("default.refresh_counts", queue=queue, headers=schema)
