@@ -14,7 +14,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from eci_platform.metrics.directory import metrics_port, multiprocess_directory_empty
+from eci_platform.metrics.directory import (
+    metrics_port,
+    multiprocess_directory_empty,
+    multiprocess_directory_remove_if_made,
+)
 
 # Read through the settings' own reader, so a bad value stops the master with the settings' message.
 from eci_platform.settings.observability import LOGGING
@@ -49,3 +53,7 @@ def child_exit(server: Any, worker: Any) -> None:
     from eci_platform.metrics.exposition import process_exited
 
     process_exited(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    multiprocess_directory_remove_if_made()

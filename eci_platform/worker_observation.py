@@ -12,7 +12,11 @@ from typing import Any
 from celery import signals
 
 from eci_platform.logs import current_task
-from eci_platform.metrics.directory import metrics_port, multiprocess_directory_empty
+from eci_platform.metrics.directory import (
+    metrics_port,
+    multiprocess_directory_empty,
+    multiprocess_directory_remove_if_made,
+)
 
 _started: dict[str, float] = {}
 
@@ -33,6 +37,12 @@ def _metrics_server_start(**_kwargs: Any) -> None:
         from eci_platform.metrics.exposition import metrics_server_start
 
         metrics_server_start(port, settings.METRICS_ADDRESS)
+
+
+@signals.worker_shutdown.connect
+def _metrics_directory_remove(**_kwargs: Any) -> None:
+    """In the main process, once its pool has stopped."""
+    multiprocess_directory_remove_if_made()
 
 
 @signals.worker_process_shutdown.connect

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# The folder this process made itself (no PROMETHEUS_MULTIPROC_DIR given), removed when the server stops.
+_made_here: Path | None = None
 
 
 def metrics_port() -> int:
@@ -45,6 +48,8 @@ def multiprocess_directory_ensure() -> Path | None:
                 "metrics: no multiprocess directory (%s); set %s", error.strerror, DIRECTORY_VARIABLE
             )
             return None
+        global _made_here
+        _made_here = Path(directory)
         os.environ[DIRECTORY_VARIABLE] = directory
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
@@ -58,6 +63,12 @@ def multiprocess_directory_empty() -> None:
     if path is not None:
         for stale in path.glob("*.db"):
             stale.unlink(missing_ok=True)
+
+
+def multiprocess_directory_remove_if_made() -> None:
+    """When the server stops: remove the folder it made for itself (never one it was given)."""
+    if _made_here is not None:
+        shutil.rmtree(_made_here, ignore_errors=True)
 
 
 def multiprocess_mode() -> bool:
