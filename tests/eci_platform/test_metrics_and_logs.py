@@ -305,8 +305,11 @@ def test_a_celery_worker_serves_its_task_counters_and_logs_json_with_the_task(
     queue = f"observe-{uuid.uuid4().hex}"
     metrics_port = free_port()
     log, printed = tmp_path / "worker.log", tmp_path / "worker.out"
+    # Its broker: the Redis database of the test settings themselves, which the tests leave alone (the
+    # cache's database, 14, must hold plain keys only: tests read every one of them).
     environment = platform_environment(
         keystore,
+        REDIS_URL=settings.REDIS_URL,
         METRICS_PORT=str(metrics_port),
         METRICS_ADDRESS="127.0.0.1",
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
@@ -317,8 +320,8 @@ def test_a_celery_worker_serves_its_task_counters_and_logs_json_with_the_task(
     command += ["--without-gossip", "--without-mingle"]
     with log.open("wb") as errors, printed.open("wb") as output:
         worker = subprocess.Popen(command, cwd=REPOSITORY_ROOT, env=environment, stdout=output, stderr=errors)
-    # Through the worker's broker (the tests' cache database, as for gunicorn) to this test's own queue;
-    # not made the current app, which the other tests' task_send uses.
+    # Through the worker's broker to this test's own queue; not made the current app, which the other
+    # tests' task_send uses.
     sender = Celery(broker=environment["REDIS_URL"], set_as_current=False)
     try:
         schema = {"_schema_name": site.initiative.schema_name}
@@ -345,6 +348,14 @@ def test_a_celery_worker_serves_its_task_counters_and_logs_json_with_the_task(
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+        with sender.connection_for_write() as broker:  # what the queue and the results left in Redis
+            broker.default_channel.client.delete(
+                queue,
+                f"_kombu.binding.{queue}",
+                f"_kombu.binding_permanent.{queue}",
+                f"celery-task-meta-{succeeded.id}",
+                f"celery-task-meta-{failed.id}",
+            )
         sender.close()
 
     records = log_lines(log)
