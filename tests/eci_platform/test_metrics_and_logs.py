@@ -349,7 +349,8 @@ def test_a_celery_worker_serves_its_task_counters_and_logs_json_with_the_task(
             worker.kill()
             worker.wait()
         with sender.connection_for_write() as broker:  # what the queue and the results left in Redis
-            broker.default_channel.client.delete(
+            channel: Any = broker.default_channel  # kombu's Redis channel
+            channel.client.delete(
                 queue,
                 f"_kombu.binding.{queue}",
                 f"_kombu.binding_permanent.{queue}",
