@@ -28,6 +28,7 @@ from django.views.decorators.http import require_safe
 
 from collection.antibot import challenge_create, proof_judge, proof_verify
 from collection.forms import StatementForm, country_name, nationality_choices
+from collection.metrics import STATEMENT_ATTEMPTS
 from collection.ratelimit import client_address, signing_attempt_register, signing_pressure, truncated_address
 from collection.selectors import (
     PublishedProgress,
@@ -202,8 +203,9 @@ def _initiative_context(initiative: Initiative, language: str) -> dict[str, obje
 
 
 def _log_attempt(initiative: Initiative, country: str, outcome: str, address: str) -> None:
-    """One line per attempt: initiative, country, outcome and the client's network (/24 or /48); never
-    a name, date, number or full address."""
+    """One line and one count per attempt: initiative, country, outcome and the client's network (/24 or
+    /48); never a name, date, number or full address."""
+    STATEMENT_ATTEMPTS.labels(outcome=outcome, initiative=initiative.slug).inc()
     if not logger.isEnabledFor(logging.INFO):
         return
     logger.info(

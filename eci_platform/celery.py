@@ -7,7 +7,13 @@ import os
 
 from tenant_schemas_celery.app import CeleryApp
 
+# Its signal handlers: each task's log context and counters, the worker's metrics endpoint (METRICS_PORT).
+from eci_platform import worker_observation  # noqa: F401
+from eci_platform.metrics.directory import multiprocess_directory_ensure
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "eci_platform.settings")
+# Before any app imports prometheus-client: every process of the platform imports this module first.
+multiprocess_directory_ensure()
 
 app = CeleryApp("eci_platform")
 app.config_from_object("django.conf:settings", namespace="CELERY")

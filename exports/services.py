@@ -38,6 +38,7 @@ from exports.format import (
     SCHEMA_PATH,
     SCHEMA_VERSION,
 )
+from exports.metrics import EXPORT_JOBS, EXPORT_RECORDS
 from exports.models import UNFINISHED_EXPORT_STATES, ExportBatch, ExportJob, ExportJobState
 from exports.selectors import export_unavailable_reason
 from exports.snapshot import StatementSnapshot
@@ -132,6 +133,7 @@ def export_request(*, country: str, actor: str) -> list[ExportJob]:
         # robust: a broker outage must not turn saved jobs into an error page; the reconciler re-sends
         # queued jobs nobody claimed.
         transaction.on_commit(lambda: _jobs_send([job.pk for job in jobs]), robust=True)
+    EXPORT_JOBS.labels(state=ExportJobState.QUEUED).inc(len(jobs))
     return jobs
 
 
@@ -145,7 +147,7 @@ def _jobs_send(job_ids: list[int]) -> None:
 
 def _claim(job_id: int, owner: str) -> bool:
     """Take the job if nobody holds it: a second delivery of the same message finds it taken (or ended)."""
-    return lease_claim(
+    claimed = lease_claim(
         ExportJob.objects.filter(pk=job_id, state__in=UNFINISHED_EXPORT_STATES),
         owner=owner,
         seconds=settings.EXPORT_LEASE_SECONDS,
@@ -155,6 +157,9 @@ def _claim(job_id: int, owner: str) -> bool:
         records_written=0,
         error="",
     )
+    if claimed:
+        EXPORT_JOBS.labels(state=ExportJobState.RUNNING).inc()
+    return claimed
 
 
 def _renew(job_id: int, owner: str, **progress: object) -> None:
@@ -358,6 +363,9 @@ def _finish(job: ExportJob, *, owner: str | None, state: str, error: str = "", *
             records=values.get("records_written", 0),
             error=error[:300],
         )
+    EXPORT_JOBS.labels(state=state).inc()
+    if state == ExportJobState.DONE:
+        EXPORT_RECORDS.inc(int(values.get("records_written", 0)))  # type: ignore[call-overload]
     return True
 
 

@@ -65,17 +65,21 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def gunicorn(
-    environment: dict[str, str], *options: str, application: str = "eci_platform.wsgi"
+    environment: dict[str, str],
+    *options: str,
+    application: str = "eci_platform.wsgi",
+    output: Path | None = None,
 ) -> Iterator[int]:
     """gunicorn serving the platform (or another WSGI `application`) on a free loopback port, until the
-    block ends."""
+    block ends; what it prints goes to the file `output` if given."""
     port = free_port()
+    printed = output.open("ab") if output is not None else None
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", application, "--bind", f"127.0.0.1:{port}", *options],
         cwd=REPOSITORY_ROOT,
         env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=printed or subprocess.DEVNULL,
+        stderr=printed or subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 30
@@ -94,6 +98,8 @@ def gunicorn(
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+        if printed is not None:
+            printed.close()
 
 
 def committed_initiative_remove(initiative: Initiative) -> None:

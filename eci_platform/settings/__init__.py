@@ -7,6 +7,7 @@ from eci_platform.settings.email import *  # noqa: F403
 from eci_platform.settings.environment import DEBUG  # noqa: F401
 from eci_platform.settings.exports import *  # noqa: F403
 from eci_platform.settings.keys import *  # noqa: F403
+from eci_platform.settings.observability import *  # noqa: F403
 from eci_platform.settings.redis import *  # noqa: F403
 from eci_platform.settings.second_factor import *  # noqa: F403
 from eci_platform.settings.tenancy import *  # noqa: F403

@@ -42,6 +42,8 @@ INSTALLED_APPS = (
 )
 
 MIDDLEWARE = [
+    # The request's id, its log context, its latency and its access line, for every answer (probes too).
+    "eci_platform.request_observation.RequestObservationMiddleware",
     # Probes answer before anything looks at the Host header or the database's tenant routing.
     "eci_platform.health.HealthCheckMiddleware",
     "eci_platform.hosts.InitiativeHostMiddleware",
@@ -149,15 +151,6 @@ SECURITY_CONTACT_EMAIL = required("SECURITY_CONTACT_EMAIL", dev_default="securit
 # The scheme and port under which initiative sites are reached, for links shown to people.
 PUBLIC_URL_SCHEME = optional("PUBLIC_URL_SCHEME", "http" if DEBUG else "https")
 PUBLIC_URL_PORT = optional("PUBLIC_URL_PORT", "8000" if DEBUG else "")
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": optional("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
 
 # How long a process remembers which initiative a host name serves (and its state).
 HOST_CACHE_SECONDS = env.float("HOST_CACHE_SECONDS", default=5.0)
