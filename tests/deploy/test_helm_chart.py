@@ -266,7 +266,7 @@ def test_beat_is_a_singleton_with_its_schedule_in_an_empty_dir(documents: list[d
     assert beat["spec"]["strategy"] == {"type": "Recreate"}
     spec = beat["spec"]["template"]["spec"]
     (container,) = spec["containers"]
-    assert container["command"][:3] == ["celery", "--app=eci_platform", "beat"]
+    assert container["command"][:4] == ["celery", "--app=eci_platform", "--quiet", "beat"]
     (schedule,) = [argument for argument in container["command"] if argument.startswith("--schedule=")]
     schedule_dir = str(Path(schedule.split("=", 1)[1]).parent)
     mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
@@ -298,7 +298,7 @@ def test_one_worker_deployment_per_group_serving_every_queue(
     served: set[str] = set()
     for worker in workers:
         (container,) = worker["spec"]["template"]["spec"]["containers"]
-        assert container["command"][:3] == ["celery", "--app=eci_platform", "worker"]
+        assert container["command"][:4] == ["celery", "--app=eci_platform", "--quiet", "worker"]
         (queues,) = [argument for argument in container["command"] if argument.startswith("--queues=")]
         served |= set(queues.removeprefix("--queues=").split(","))
         # Liveness: the worker's own node answers a ping over the broker.
@@ -604,7 +604,13 @@ DEVELOPMENT_ONLY = {
     "LOCAL_MASTER_KEY_FILE",
     "LOCAL_KEYSTORE_DIR",
 }
-SET_BY_THE_CHART = {"DEBUG", "PLATFORM_DOMAIN", "EXPORT_SIGNING_KEY_FILE", "EXPORT_SIGNING_CERTIFICATE_FILE"}
+SET_BY_THE_CHART = {
+    "DEBUG",
+    "PLATFORM_DOMAIN",
+    "EXPORT_SIGNING_KEY_FILE",
+    "EXPORT_SIGNING_CERTIFICATE_FILE",
+    "METRICS_PORT",
+}
 
 
 def documented_variables() -> set[str]:
