@@ -69,6 +69,21 @@ def gunicorn(
 ) -> Iterator[int]:
     """gunicorn serving the platform (or another WSGI `application`) on a free loopback port, until the
     block ends."""
+    with gunicorn_server(environment, *options, application=application) as (port, _server):
+        yield port
+
+
+def gunicorn_workers(server: subprocess.Popen[bytes]) -> list[int]:
+    """The process ids of a gunicorn master's workers (its children)."""
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text()
+    return [int(pid) for pid in children.split()]
+
+
+@contextlib.contextmanager
+def gunicorn_server(
+    environment: dict[str, str], *options: str, application: str = "eci_platform.wsgi"
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """As `gunicorn`, with the master's process as well (to find and signal its workers)."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", application, "--bind", f"127.0.0.1:{port}", *options],
@@ -86,7 +101,7 @@ def gunicorn(
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.2)
-        yield port
+        yield port, server
     finally:
         server.send_signal(signal.SIGINT)  # quick shutdown: nothing is in flight once the test is done
         try:
