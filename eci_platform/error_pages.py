@@ -21,6 +21,9 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.cache import add_never_cache_headers
+from kombu.exceptions import OperationalError as BrokerError
+from psycopg import InterfaceError as PsycopgInterfaceError
+from psycopg import OperationalError as PsycopgOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -37,13 +40,17 @@ PLAIN_SERVER_ERROR = (
     "Please try again in a few minutes.</p></main></body></html>"
 )
 
-# A service the request needs did not answer: Django's wrappers of psycopg's connection errors (a server
-# that is down, restarting or ended the session), and redis-py's, which Django's cache lets through.
+# A service the request needs did not answer: psycopg's connection errors (a server that is down,
+# restarting or ended the session), as Django wraps them and as raw psycopg raises them; redis-py's, which
+# Django's cache lets through; and Celery's broker (Redis) refusing a task.
 SERVICE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError,
     InterfaceError,
+    PsycopgOperationalError,
+    PsycopgInterfaceError,
     RedisConnectionError,
     RedisTimeoutError,
+    BrokerError,
 )
 # A restart of PostgreSQL or Redis takes seconds; a client may try again after this many.
 RETRY_AFTER_SECONDS = 5

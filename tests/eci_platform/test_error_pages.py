@@ -8,7 +8,10 @@ import contextlib
 import uuid
 from collections.abc import Iterator
 
+import kombu.exceptions
+import psycopg
 import pytest
+import redis.exceptions
 from django.conf import settings
 from django.db import OperationalError
 from django.test import Client, RequestFactory, override_settings
@@ -212,13 +215,23 @@ def test_pages_while_postgresql_is_out_of_reach_are_a_503_with_retry_after(
     assert_unavailable_page_in(sent, "pl")
 
 
-def test_an_error_raised_from_a_lost_connection_is_a_503_any_other_a_500() -> None:
+@pytest.mark.parametrize(
+    "lost",
+    [
+        OperationalError("server closed the connection unexpectedly"),
+        psycopg.OperationalError("connection refused"),
+        redis.exceptions.ConnectionError("Connection refused"),
+        kombu.exceptions.OperationalError("broker unreachable"),
+    ],
+    ids=type,
+)
+def test_an_error_raised_from_a_lost_connection_is_a_503_any_other_a_500(lost: Exception) -> None:
     request = RequestFactory().get("/?lang=en")
     try:
         try:
-            raise OperationalError("server closed the connection unexpectedly")
-        except OperationalError as lost:
-            raise RuntimeError("while rendering") from lost
+            raise lost
+        except type(lost) as error:
+            raise RuntimeError("while rendering") from error
     except RuntimeError:
         assert_unavailable_page_in(error_pages.server_error(request), "en")
     try:
