@@ -20,6 +20,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -131,9 +132,7 @@ def private_platform(workers: int = 3) -> Iterator[PrivatePlatform]:
     finally:
         redis.remove()
         postgres.remove()
-        for path in sorted(keys.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-        keys.rmdir()
+        shutil.rmtree(keys, ignore_errors=True)
 
 
 @dataclass(frozen=True)

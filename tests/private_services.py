@@ -25,7 +25,7 @@ POSTGRES_SYSTEM_USER = "pgserver"
 
 def _postgres_bin() -> Path | None:
     try:
-        from pgserver._commands import POSTGRES_BIN_PATH  # type: ignore[import-untyped]
+        from pgserver._commands import POSTGRES_BIN_PATH
     except ImportError:
         found = shutil.which("pg_ctl")
         return Path(found).parent if found and shutil.which("initdb") else None
@@ -78,6 +78,7 @@ class PrivatePostgres:
             from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
 
             entry = ensure_user_exists(POSTGRES_SYSTEM_USER)
+            assert entry is not None
             ensure_prefix_permissions(self.bin)
             os.chown(self.folder, entry.pw_uid, entry.pw_gid)
             self.user = POSTGRES_SYSTEM_USER
