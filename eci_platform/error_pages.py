@@ -56,16 +56,16 @@ SERVICE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 RETRY_AFTER_SECONDS = 5
 
 
-def service_unavailable(error: BaseException | None) -> bool:
-    """Whether `error`, or an error it was raised from or while handling, is a service that did not
-    answer."""
+def service_unavailable(error: BaseException | None) -> BaseException | None:
+    """The error of a service that did not answer, if it is `error` or an error `error` was raised from
+    or while handling."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, SERVICE_UNAVAILABLE_ERRORS):
-            return True
+            return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
-    return False
+    return None
 
 
 def visitor_language(request: HttpRequest) -> str:
@@ -121,7 +121,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     """Touches no database (it may be what failed) and cannot fail in turn: a plain page at worst. Django
     calls it while handling the exception: a service that did not answer makes it a 503."""
     unavailable = service_unavailable(sys.exc_info()[1])
-    template, status = ("errors/503.html", 503) if unavailable else ("errors/500.html", 500)
+    template, status = ("errors/503.html", 503) if unavailable is not None else ("errors/500.html", 500)
     body: str
     try:
         language = visitor_language(request)
@@ -131,8 +131,18 @@ def server_error(request: HttpRequest) -> HttpResponse:
         logger.error("the server error page could not be rendered: %s", type(error).__name__)
         language, body = "en", PLAIN_SERVER_ERROR
     response = _answer(body, status, language)
-    if unavailable:
+    if unavailable is not None:
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        # One line per request instead of Django's traceback: an outage under load would write thousands
+        # of identical tracebacks. Only the first line of the driver's message: its details could quote data.
+        logger.warning(
+            "service unavailable: %s %s: %s: %s",
+            request.method,
+            request.path,
+            type(unavailable).__name__,
+            (str(unavailable).strip().splitlines() or [""])[0],
+        )
+        response._has_been_logged = True  # type: ignore[attr-defined]  # read by django.utils.log.log_response
     return response
 
 

@@ -5,6 +5,7 @@ of reach is a 503 with Retry-After, not a 500."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from collections.abc import Iterator
 
@@ -176,19 +177,26 @@ def redis_out_of_reach() -> Iterator[None]:
 
 @pytest.mark.django_db
 def test_signing_while_redis_is_out_of_reach_is_a_503_with_retry_after_and_stores_nothing(
-    alpha: Initiative,
+    alpha: Initiative, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = Client(HTTP_HOST=host_of(alpha), raise_request_exception=False)
     proof = solved_proof(client)  # while Redis answers: the challenge page asks it for the pressure
-    with redis_out_of_reach():
-        response = client.post("/sign/AT/?lang=fr", {**valid_form("AT"), "altcha": proof})
+    form = valid_form("AT")
+    with redis_out_of_reach(), caplog.at_level(logging.INFO):
+        response = client.post("/sign/AT/?lang=fr", {**form, "altcha": proof})
         challenge = client.get("/altcha/challenge.json")
     assert_unavailable_page_in(response, "fr")
+    # One warning line per request, not Django's traceback; no personal data in it.
+    (line, _challenge_line) = [r for r in caplog.records if r.name == "eci_platform.error_pages"]
+    assert line.levelno == logging.WARNING and line.exc_info is None
+    assert line.getMessage().startswith("service unavailable: POST /sign/AT/: ConnectionError: ")
+    assert not [r for r in caplog.records if r.name == "django.request"]
+    assert form["family_names"] not in caplog.text and form["document_number"] not in caplog.text
     assert challenge.status_code == 503 and challenge["Retry-After"]
     with alpha:
         assert not Statement.objects.exists()
     # Redis back: the same proof and form are accepted.
-    response = client.post("/sign/AT/?lang=fr", {**valid_form("AT"), "altcha": proof})
+    response = client.post("/sign/AT/?lang=fr", {**form, "altcha": proof})
     assert response.status_code == 303
 
 
