@@ -12,7 +12,6 @@ BENCH_WRK_CONNECTIONS (default 32) change the run.
 
 from __future__ import annotations
 
-import base64
 import collections
 import json
 import os
@@ -22,21 +21,19 @@ import shutil
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
 
-import altcha
 import pytest
 from django.conf import settings
 from pytest_django.plugin import DjangoDbBlocker
 
 from bench.signing_floor import FLOOR_TABLE
-from collection.antibot import challenge_create
 from collection.models import Statement
 from tenants.db import connection
 from tenants.models import Initiative
 from tests.processes import gunicorn, platform_environment
+from tests.signing_load import csrf_pair, person, solved_proof
 
 pytestmark = [pytest.mark.bench, pytest.mark.skipif(not shutil.which("wrk"), reason="wrk is not installed")]
 
@@ -71,47 +68,6 @@ request = function()
   return wrk.format(nil, os.getenv("SIGN_PATH"), nil, bodies[(id * share) + (counter % share) + 1])
 end
 """
-
-
-def _person(number: int) -> dict[str, str]:
-    """A different person for each number, as the form of COUNTRY asks (AT: Part B, DE: Part A)."""
-    if COUNTRY == "DE":
-        return {
-            "first_names": "Anna",
-            "family_names": f"Bench {number}",
-            "street": "Heidestraße",
-            "street_number": "17",
-            "postal_code": "51147",
-            "city": "Köln",
-            "country_of_residence": "DE",
-            "date_of_birth": "1964-08-12",
-        }
-    return {
-        "first_names": "Anna",
-        "family_names": f"Bench {number}",
-        "document_type": "passport",
-        "document_number": f"P{number:08d}",
-    }
-
-
-def _proof(initiative_id: int) -> str:
-    challenge = challenge_create(initiative_id, PROOF_COST)
-    solution = altcha.solve_challenge(
-        str(challenge["challenge"]), str(challenge["salt"]), "SHA-256", PROOF_COST, 0
-    )
-    assert solution is not None
-    payload = {key: challenge[key] for key in ("algorithm", "challenge", "salt", "signature")}
-    return base64.b64encode(json.dumps({**payload, "number": solution.number}).encode()).decode()
-
-
-def _csrf_pair(port: int, host: str) -> tuple[str, str]:
-    """The CSRF cookie and form token a browser gets with the form page."""
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/sign/{COUNTRY}/", headers={"Host": host})
-    with urllib.request.urlopen(request, timeout=30) as page:  # noqa: S310  (our own server on loopback)
-        cookie = re.search(r"csrftoken=([^;]+)", page.headers["Set-Cookie"])
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.read().decode())
-    assert cookie and token
-    return cookie.group(1), token.group(1)
 
 
 def cpu_seconds_by_program() -> dict[str, float]:
@@ -232,7 +188,7 @@ def test_accepted_statements_per_second_against_gunicorn(
     if WORKER_CLASS == "gthread":
         options += ["--threads", str(THREADS), "--keep-alive", "30"]
     with gunicorn(environment, *options) as port:
-        csrf_cookie, csrf_token = _csrf_pair(port, host)
+        csrf_cookie, csrf_token = csrf_pair(port, host, COUNTRY)
         # More bodies than the run uses at 2,000/s: every body is a new person with a fresh proof.
         expected_requests = SECONDS * 2000
         started = time.perf_counter()
@@ -242,9 +198,9 @@ def test_accepted_statements_per_second_against_gunicorn(
                     urlencode(
                         {
                             "csrfmiddlewaretoken": csrf_token,
-                            **_person(number),
+                            **person(COUNTRY, number),
                             "declaration": "on",
-                            "altcha": _proof(initiative.pk),
+                            "altcha": solved_proof(initiative.pk, PROOF_COST),
                         }
                     )
                     + "\n"

@@ -3,18 +3,29 @@
 Django's own pages are English with lang="en". An initiative's public pages run without the locale
 middleware (eci_platform/areas.py), so each handler chooses the language as the pages do: ?lang=, else
 the browser's, else the initiative's registered language. No error page is cached: it must not stand in
-for the real page once the cause is gone."""
+for the real page once the cause is gone.
+
+A request that fails because PostgreSQL or Redis cannot be reached (a restart, a failover) is answered
+503 with Retry-After, not 500: nothing is wrong with the request, and it will work again in moments
+(docs/deploying.md, "When PostgreSQL or Redis is away")."""
 
 from __future__ import annotations
 
 import logging
+import sys
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.cache import add_never_cache_headers
+from kombu.exceptions import OperationalError as BrokerError
+from psycopg import InterfaceError as PsycopgInterfaceError
+from psycopg import OperationalError as PsycopgOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from collection.views import chosen_language
 from eci_platform.csp import security_headers_set
@@ -28,6 +39,33 @@ PLAIN_SERVER_ERROR = (
     "<body><main><h1>Something went wrong</h1><p>An error on this site stopped your request. "
     "Please try again in a few minutes.</p></main></body></html>"
 )
+
+# A service the request needs did not answer: psycopg's connection errors (a server that is down,
+# restarting or ended the session), as Django wraps them and as raw psycopg raises them; redis-py's, which
+# Django's cache lets through; and Celery's broker (Redis) refusing a task.
+SERVICE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    PsycopgOperationalError,
+    PsycopgInterfaceError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    BrokerError,
+)
+# A restart of PostgreSQL or Redis takes seconds; a client may try again after this many.
+RETRY_AFTER_SECONDS = 5
+
+
+def service_unavailable(error: BaseException | None) -> BaseException | None:
+    """The error of a service that did not answer, if it is `error` or an error `error` was raised from
+    or while handling."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, SERVICE_UNAVAILABLE_ERRORS):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def visitor_language(request: HttpRequest) -> str:
@@ -80,16 +118,32 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    """Touches no database (it may be what failed) and cannot fail in turn: a plain page at worst."""
+    """Touches no database (it may be what failed) and cannot fail in turn: a plain page at worst. Django
+    calls it while handling the exception: a service that did not answer makes it a 503."""
+    unavailable = service_unavailable(sys.exc_info()[1])
+    template, status = ("errors/503.html", 503) if unavailable is not None else ("errors/500.html", 500)
     body: str
     try:
         language = visitor_language(request)
         with translation.override(language):
-            body = render_to_string("errors/500.html", {"language": language})
+            body = render_to_string(template, {"language": language})
     except Exception as error:  # the last resort: never a second 500
         logger.error("the server error page could not be rendered: %s", type(error).__name__)
         language, body = "en", PLAIN_SERVER_ERROR
-    return _answer(body, 500, language)
+    response = _answer(body, status, language)
+    if unavailable is not None:
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        # One line per request instead of Django's traceback: an outage under load would write thousands
+        # of identical tracebacks. Only the first line of the driver's message: its details could quote data.
+        logger.warning(
+            "service unavailable: %s %s: %s: %s",
+            request.method,
+            request.path,
+            type(unavailable).__name__,
+            (str(unavailable).strip().splitlines() or [""])[0],
+        )
+        response._has_been_logged = True  # type: ignore[attr-defined]  # read by django.utils.log.log_response
+    return response
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

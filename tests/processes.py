@@ -72,6 +72,24 @@ def gunicorn(
 ) -> Iterator[int]:
     """gunicorn serving the platform (or another WSGI `application`) on a free loopback port, until the
     block ends; what it prints goes to the file `output` if given."""
+    with gunicorn_server(environment, *options, application=application, output=output) as (port, _server):
+        yield port
+
+
+def gunicorn_workers(server: subprocess.Popen[bytes]) -> list[int]:
+    """The process ids of a gunicorn master's workers (its children)."""
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text()
+    return [int(pid) for pid in children.split()]
+
+
+@contextlib.contextmanager
+def gunicorn_server(
+    environment: dict[str, str],
+    *options: str,
+    application: str = "eci_platform.wsgi",
+    output: Path | None = None,
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """As `gunicorn`, with the master's process as well (to find and signal its workers)."""
     port = free_port()
     printed = output.open("ab") if output is not None else None
     server = subprocess.Popen(
@@ -90,7 +108,7 @@ def gunicorn(
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.2)
-        yield port
+        yield port, server
     finally:
         server.send_signal(signal.SIGINT)  # quick shutdown: nothing is in flight once the test is done
         try:

@@ -1,20 +1,32 @@
 """Error pages of an initiative's site speak the visitor's language, say so in <html lang>, and are never
-cached; the 500 page needs no database and survives a failure of its own template."""
+cached; the 500 page needs no database and survives a failure of its own template; PostgreSQL or Redis out
+of reach is a 503 with Retry-After, not a 500."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import uuid
+from collections.abc import Iterator
 
+import kombu.exceptions
+import psycopg
 import pytest
+import redis.exceptions
 from django.conf import settings
-from django.test import Client, RequestFactory
+from django.db import OperationalError
+from django.test import Client, RequestFactory, override_settings
 from django.utils import translation
 from django.utils.translation import gettext
+from pytest_django.plugin import DjangoDbBlocker
 
+from collection.models import Statement
 from eci_platform import error_pages
+from tenants.db import connection
 from tenants.models import Initiative
 from tests.collection.signing import valid_form
-from tests.conftest import client_for, host_of
+from tests.conftest import client_for, host_of, solved_proof
+from tests.processes import free_port
 
 NOT_FOUND = "There is no page at this address. Check the address you were given."
 BAD_REQUEST = (
@@ -23,6 +35,10 @@ BAD_REQUEST = (
 SERVER_ERROR = "An error on this site stopped your request. Please try again in a few minutes."
 FORM_NOT_SENT = "The form could not be sent"
 ACCESS_DENIED = "You are not allowed to see this page."
+UNAVAILABLE = "This site is briefly unavailable"
+TRY_AGAIN = (
+    "Please try again in a few seconds. Your support is recorded once you see its receipt, and never twice."
+)
 
 
 def translated(message: str, language: str) -> str:
@@ -143,3 +159,92 @@ def test_the_platform_domain_has_the_same_pages(platform_client: Client) -> None
     response = platform_client.get("/no/such/page/", HTTP_ACCEPT_LANGUAGE="fr")
     assert_page_in(response, "fr", NOT_FOUND, 404)
     assert 'href="/?lang=' not in response.content.decode()  # no initiative to go back to
+
+
+def assert_unavailable_page_in(response: object, language: str) -> None:
+    assert_page_in(response, language, UNAVAILABLE, 503)
+    assert translated(TRY_AGAIN, language) in response.content.decode()  # type: ignore[attr-defined]
+    assert response["Retry-After"] == str(error_pages.RETRY_AFTER_SECONDS)  # type: ignore[index]
+
+
+@contextlib.contextmanager
+def redis_out_of_reach() -> Iterator[None]:
+    """The cache (rate limits, spent proofs, counts) on a loopback port where no Redis listens."""
+    nowhere = {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
+    with override_settings(CACHES={"default": nowhere}):
+        yield
+
+
+@pytest.mark.django_db
+def test_signing_while_redis_is_out_of_reach_is_a_503_with_retry_after_and_stores_nothing(
+    alpha: Initiative, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = Client(HTTP_HOST=host_of(alpha), raise_request_exception=False)
+    proof = solved_proof(client)  # while Redis answers: the challenge page asks it for the pressure
+    form = valid_form("AT")
+    with redis_out_of_reach(), caplog.at_level(logging.INFO):
+        response = client.post("/sign/AT/?lang=fr", {**form, "altcha": proof})
+        challenge = client.get("/altcha/challenge.json")
+    assert_unavailable_page_in(response, "fr")
+    # One warning line per request, not Django's traceback; no personal data in it.
+    (line, _challenge_line) = [r for r in caplog.records if r.name == "eci_platform.error_pages"]
+    assert line.levelno == logging.WARNING and line.exc_info is None
+    assert line.getMessage().startswith("service unavailable: POST /sign/AT/: ConnectionError: ")
+    assert not [r for r in caplog.records if r.name == "django.request"]
+    assert form["family_names"] not in caplog.text and form["document_number"] not in caplog.text
+    assert challenge.status_code == 503 and challenge["Retry-After"]
+    with alpha:
+        assert not Statement.objects.exists()
+    # Redis back: the same proof and form are accepted.
+    response = client.post("/sign/AT/?lang=fr", {**form, "altcha": proof})
+    assert response.status_code == 303
+
+
+def test_pages_while_postgresql_is_out_of_reach_are_a_503_with_retry_after(
+    django_db_blocker: DjangoDbBlocker,
+) -> None:
+    """The connection pointed at a loopback port where no PostgreSQL listens: host routing, the first
+    query of every request, fails to connect."""
+    client = Client(HTTP_HOST=f"alpha.{settings.PLATFORM_DOMAIN}", raise_request_exception=False)
+    with django_db_blocker.unblock():
+        connection.close()
+        saved = dict(connection.settings_dict)
+        connection.settings_dict.update(HOST="127.0.0.1", PORT=str(free_port()))
+        try:
+            with pytest.raises(OperationalError):
+                connection.ensure_connection()  # really out of reach
+            form = client.get("/sign/AT/", HTTP_ACCEPT_LANGUAGE="de")
+            sent = client.post("/sign/AT/?lang=pl", valid_form("AT"))
+        finally:
+            connection.close()
+            connection.settings_dict.clear()
+            connection.settings_dict.update(saved)
+    assert_unavailable_page_in(form, "de")
+    assert_unavailable_page_in(sent, "pl")
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        OperationalError("server closed the connection unexpectedly"),
+        psycopg.OperationalError("connection refused"),
+        redis.exceptions.ConnectionError("Connection refused"),
+        kombu.exceptions.OperationalError("broker unreachable"),
+    ],
+    ids=type,
+)
+def test_an_error_raised_from_a_lost_connection_is_a_503_any_other_a_500(lost: Exception) -> None:
+    request = RequestFactory().get("/?lang=en")
+    try:
+        try:
+            raise lost
+        except type(lost) as error:
+            raise RuntimeError("while rendering") from error
+    except RuntimeError:
+        assert_unavailable_page_in(error_pages.server_error(request), "en")
+    try:
+        raise ValueError("a bug")
+    except ValueError:
+        response = error_pages.server_error(request)
+    assert_page_in(response, "en", SERVER_ERROR, 500)
+    assert not response.has_header("Retry-After")

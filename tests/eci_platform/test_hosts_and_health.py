@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings
+from django.db import OperationalError
 from django.test import Client, override_settings
 
 from tenants.models import Initiative, InitiativeState
@@ -109,18 +110,25 @@ def test_the_csp_header_built_once_equals_django_csps_own(alpha: Initiative) -> 
     assert "https://maps.example" in middleware.process_response(request, response)["Content-Security-Policy"]
 
 
+@pytest.mark.parametrize(
+    ("failure", "status"),
+    [
+        (RuntimeError("a bug in host routing"), 500),
+        (OperationalError("the database is unreachable"), 503),  # with Retry-After: try again soon
+    ],
+    ids=["bug", "database-down"],
+)
 def test_a_failure_in_host_routing_is_a_500_page_with_the_security_headers(
-    alpha: Initiative, monkeypatch: pytest.MonkeyPatch
+    alpha: Initiative, monkeypatch: pytest.MonkeyPatch, failure: Exception, status: int
 ) -> None:
-    from django.db import OperationalError
+    def broken(hostname: str) -> None:
+        raise failure
 
-    def database_down(hostname: str) -> None:
-        raise OperationalError("the database is unreachable")
-
-    monkeypatch.setattr("eci_platform.hosts.initiative_for_host", database_down)
+    monkeypatch.setattr("eci_platform.hosts.initiative_for_host", broken)
     client = Client(HTTP_HOST=f"{alpha.slug}.{settings.PLATFORM_DOMAIN}", raise_request_exception=False)
     response = client.get("/?lang=fr")
-    assert response.status_code == 500 and 'lang="fr"' in response.content.decode()
+    assert response.status_code == status and 'lang="fr"' in response.content.decode()
+    assert response.has_header("Retry-After") == (status == 503)
     assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
     assert response["X-Content-Type-Options"] == "nosniff" and response["X-Frame-Options"] == "DENY"
     assert response["Referrer-Policy"] == "same-origin" and "no-store" in response["Cache-Control"]
