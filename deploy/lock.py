@@ -119,9 +119,9 @@ def lock() -> None:
     _compile("requirements/dev.txt", "requirements/runtime.txt")
 
 
-def main(arguments: list[str]) -> int:
+def main(arguments: list[str], root: Path = ROOT) -> int:
     if arguments == ["--check"]:
-        problems = disagreements()
+        problems = disagreements(root)
         for problem in problems:
             print(problem, file=sys.stderr)
         return 1 if problems else 0
