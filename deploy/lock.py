@@ -1,5 +1,6 @@
-"""The lock files: requirements/runtime.txt (what the image and production install) and requirements/dev.txt
-(runtime + the embedded and dev extras, for `make install` and CI), every package pinned with its hashes.
+"""The lock files: requirements/runtime.txt (what the image and production install), requirements/dev.txt
+(runtime + the embedded and dev extras, for `make install` and CI) and requirements/build.txt (the build
+backend the image builds the project's wheel with), every package pinned with its hashes.
 
     python deploy/lock.py          # `make lock`: resolve both again from pyproject.toml
     python deploy/lock.py --check  # exit 1 when pyproject.toml's dependencies and the lock disagree
@@ -27,8 +28,13 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
-# Each lock file and the extras it holds besides the project's own dependencies.
-LOCKS = {"requirements/runtime.txt": (), "requirements/dev.txt": ("embedded", "dev")}
+# Each lock file and the extras it holds besides the project's own dependencies; "build" stands for the
+# build system's requirements instead.
+LOCKS = {
+    "requirements/runtime.txt": (),
+    "requirements/dev.txt": ("embedded", "dev"),
+    "requirements/build.txt": ("build",),
+}
 DIGEST_LINE = "# pyproject-dependencies-sha256: "
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)", re.MULTILINE)
 
@@ -38,6 +44,9 @@ def _project(root: Path) -> dict:
 
 
 def requirements(extras: tuple[str, ...], root: Path = ROOT) -> list[Requirement]:
+    if extras == ("build",):
+        build_system = tomllib.loads((root / "pyproject.toml").read_text())["build-system"]
+        return [Requirement(text) for text in build_system["requires"]]
     project = _project(root)
     listed = list(project["dependencies"])
     for extra in extras:
@@ -91,18 +100,21 @@ def disagreements(root: Path = ROOT) -> list[str]:
 
 def _compile(name: str, constraints: str | None) -> None:
     lock, extras = ROOT / name, LOCKS[name]
+    source = "-" if extras == ("build",) else "pyproject.toml"  # the build requirements come on stdin
     command = [
-        sys.executable, "-m", "uv", "pip", "compile", "pyproject.toml",
+        sys.executable, "-m", "uv", "pip", "compile", source,
         "--quiet", "--generate-hashes", "--universal", "--python-version", "3.11",
         "--index-url", "https://pypi.org/simple",
         "--custom-compile-command", "make lock",
         "--output-file", name,
     ]  # fmt: skip
-    for extra in extras:
-        command += ["--extra", extra]
+    if source == "pyproject.toml":
+        for extra in extras:
+            command += ["--extra", extra]
     if constraints:
         command += ["--constraint", constraints]
-    subprocess.run(command, cwd=ROOT, check=True)
+    stdin = "\n".join(str(requirement) for requirement in requirements(extras)) if source == "-" else None
+    subprocess.run(command, cwd=ROOT, check=True, input=stdin, text=True)
     # The digest goes right under uv's header of comment lines (uv rewrites the whole file each time).
     lines = lock.read_text().splitlines(keepends=True)
     header = 0
@@ -117,6 +129,7 @@ def lock() -> None:
     _compile("requirements/runtime.txt", None)
     # The dev file is resolved within the runtime pins: tests run on the versions production runs.
     _compile("requirements/dev.txt", "requirements/runtime.txt")
+    _compile("requirements/build.txt", None)
 
 
 def main(arguments: list[str], root: Path = ROOT) -> int:

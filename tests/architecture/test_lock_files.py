@@ -47,7 +47,7 @@ def test_every_locked_package_has_hashes() -> None:
     for name in lock.LOCKS:
         lines = (REPOSITORY_ROOT / name).read_text().splitlines()
         entries = [index for index, line in enumerate(lines) if lock.PIN.match(line)]
-        assert len(entries) >= len(lock.pins(REPOSITORY_ROOT / name)) > 20
+        assert len(entries) >= len(lock.pins(REPOSITORY_ROOT / name)) > 0
         for index in entries:
             assert lines[index].endswith("\\") and lines[index + 1].strip().startswith("--hash=sha256:"), (
                 f"{name}: {lines[index]} has no hashes"
