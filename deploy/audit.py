@@ -25,13 +25,17 @@ ACCEPTED: dict[str, str] = {}
 
 
 def verdict(lock: str, report: dict) -> tuple[str, list[str]]:
-    """"passed", "skipped" (no package could be audited: the service did not answer) or "failed", with
-    what to print."""
+    """The outcome, "passed", "skipped" (no package could be audited: the service did not answer) or
+    "failed", with what to print."""
     dependencies = report.get("dependencies", [])
     skipped = [entry for entry in dependencies if "skip_reason" in entry]
     findings = [
         f"{lock}: {entry['name']} {entry['version']}: {vulnerability['id']}"
-        + (f" (fixed in {', '.join(vulnerability['fix_versions'])})" if vulnerability.get("fix_versions") else " (no fix)")
+        + (
+            f" (fixed in {', '.join(vulnerability['fix_versions'])})"
+            if vulnerability.get("fix_versions")
+            else " (no fix)"
+        )
         for entry in dependencies
         for vulnerability in entry.get("vulns", [])
     ]
@@ -58,7 +62,9 @@ def audit(lock: str) -> tuple[str, list[str]]:
     try:
         report = json.loads(result.stdout)
     except json.JSONDecodeError:
-        return "failed", [f"{lock}: pip-audit gave no report (exit {result.returncode}): {result.stderr.strip()}"]
+        return "failed", [
+            f"{lock}: pip-audit gave no report (exit {result.returncode}): {result.stderr.strip()}"
+        ]
     return verdict(lock, report)
 
 

@@ -77,9 +77,11 @@ def disagreements(root: Path = ROOT) -> list[str]:
             problems.append(f"{name} is missing: run `make lock`")
             continue
         lines = lock.read_text().splitlines()
-        recorded = next((line.removeprefix(DIGEST_LINE) for line in lines if line.startswith(DIGEST_LINE)), None)
+        recorded = next(
+            (line.removeprefix(DIGEST_LINE) for line in lines if line.startswith(DIGEST_LINE)), None
+        )
         if recorded != dependency_digest(extras, root):
-            problems.append(f"{name} was not resolved from pyproject.toml's current dependencies: run `make lock`")
+            problems.append(f"{name} is out of date with pyproject.toml's dependencies: run `make lock`")
         locked = pins(lock)
         for requirement in requirements(extras, root):
             if requirement.marker and not requirement.marker.evaluate({"python_version": "3.11"}):
@@ -94,7 +96,9 @@ def disagreements(root: Path = ROOT) -> list[str]:
         dev_pins = pins(dev)
         for package, version in pins(runtime).items():
             if dev_pins.get(package) != version:
-                problems.append(f"requirements/dev.txt has {package}=={dev_pins.get(package)}, runtime.txt {version}")
+                problems.append(
+                    f"requirements/dev.txt has {package}=={dev_pins.get(package)}, runtime.txt {version}"
+                )
     return problems
 
 

@@ -12,7 +12,7 @@ _building_assets = False
 
 def assets_build_start() -> None:
     """Called by eci_platform.build_assets before it starts Django: the one user of the mode."""
-    global _building_assets  # noqa: PLW0603  (one flag per process, set once before django.setup())
+    global _building_assets
     _building_assets = True
 
 

@@ -25,7 +25,9 @@ NOT_FOUND = "Dependency not found on PyPI and could not be audited: {} ({})"
 
 
 def test_no_finding_passes() -> None:
-    outcome, lines = audit.verdict("requirements/runtime.txt", {"dependencies": [CLEAN, {**CLEAN, "name": "lxml"}]})
+    outcome, lines = audit.verdict(
+        "requirements/runtime.txt", {"dependencies": [CLEAN, {**CLEAN, "name": "lxml"}]}
+    )
     assert outcome == "passed"
     assert lines == ["requirements/runtime.txt: 2 packages, no known vulnerability"]
 
@@ -49,7 +51,9 @@ def test_a_partial_audit_fails() -> None:
 
 
 def test_no_package_audited_is_a_skip_with_its_reason() -> None:
-    report = {"dependencies": [{"name": name, "skip_reason": NOT_FOUND.format(name, "1")} for name in ("a", "b")]}
+    report = {
+        "dependencies": [{"name": name, "skip_reason": NOT_FOUND.format(name, "1")} for name in ("a", "b")]
+    }
     outcome, lines = audit.verdict("requirements/dev.txt", report)
     assert outcome == "skipped"
     assert "PyPI's vulnerability data does not answer from this machine" in lines[0]

@@ -22,7 +22,7 @@ REFUSAL = "ECI_BUILD_MODE is set: this process refuses to serve, to run a worker
 
 def _bare_environment(**extra: str) -> dict[str, str]:
     """What the image build has: a path, and nothing of the platform's (no secret, no address)."""
-    return {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **extra}
+    return {"PATH": os.environ["PATH"], "HOME": str(REPOSITORY_ROOT), **extra}
 
 
 def _build_mode_environment(**extra: str) -> dict[str, str]:
@@ -30,14 +30,24 @@ def _build_mode_environment(**extra: str) -> dict[str, str]:
     return {**kept, "DJANGO_SETTINGS_MODULE": "eci_platform.settings", "ECI_BUILD_MODE": "1", **extra}
 
 
-def _run(command: list[str], env: dict[str, str], cwd: Path = REPOSITORY_ROOT) -> subprocess.CompletedProcess[str]:
+def _run(
+    command: list[str], env: dict[str, str], cwd: Path = REPOSITORY_ROOT
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_the_assets_are_built_with_no_secret_and_no_service(tmp_path: Path) -> None:
     # A copy of the source, so the translations compile there and not into this checkout.
     source = tmp_path / "source"
-    for package in ("eci_platform", "eci_crypto", "tenants", "collection", "exports", "workers", "regulation"):
+    for package in (
+        "eci_platform",
+        "eci_crypto",
+        "tenants",
+        "collection",
+        "exports",
+        "workers",
+        "regulation",
+    ):
         shutil.copytree(REPOSITORY_ROOT / package, source / package, ignore=shutil.ignore_patterns("*.mo"))
     static = tmp_path / "static"
     result = _run(
@@ -52,7 +62,9 @@ def test_the_assets_are_built_with_no_secret_and_no_service(tmp_path: Path) -> N
     assert list((static / "altcha").rglob("*.js"))
     assert (static / "admin" / "css" / "base.css").is_file()
     assert (static / "admin" / "css" / "base.css.gz").is_file()
-    compiled = sorted(path.parent.parent.name for path in (source / "eci_platform" / "locale").rglob("django.mo"))
+    compiled = sorted(
+        path.parent.parent.name for path in (source / "eci_platform" / "locale").rglob("django.mo")
+    )
     assert len(compiled) == 23 and "de" in compiled and "ga" in compiled
     # Nothing written outside the static folder and the catalogues: no data folder, no keys, no .env.
     assert sorted(path.name for path in tmp_path.iterdir()) == ["source", "static"]
@@ -99,8 +111,6 @@ def test_workers_beat_and_jobs_refuse_in_build_mode(command: list[str]) -> None:
 
 
 def test_build_mode_with_debug_on_is_refused() -> None:
-    result = _run(
-        [sys.executable, "-c", "import django; django.setup()"], _build_mode_environment(DEBUG="1")
-    )
+    result = _run([sys.executable, "-c", "import django; django.setup()"], _build_mode_environment(DEBUG="1"))
     assert result.returncode != 0
     assert "ECI_BUILD_MODE is the image build's mode, with DEBUG off" in result.stderr
