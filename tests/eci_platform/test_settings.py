@@ -18,6 +18,7 @@ CHECK = "import django; django.setup()"
 # Every variable these tests decide themselves; the rest of the test run's environment is kept.
 DECIDED = {
     "DEBUG",
+    "ECI_BUILD_MODE",
     "SECRET_KEY",
     "DATABASE_URL",
     "REDIS_URL",
