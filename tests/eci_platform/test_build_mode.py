@@ -22,7 +22,7 @@ REFUSAL = "ECI_BUILD_MODE is set: this process refuses to serve, to run a worker
 
 def _bare_environment(**extra: str) -> dict[str, str]:
     """What the image build has: a path, and nothing of the platform's (no secret, no address)."""
-    return {"PATH": os.environ["PATH"], "HOME": str(REPOSITORY_ROOT), **extra}
+    return {"PATH": os.environ["PATH"], **extra}
 
 
 def _build_mode_environment(**extra: str) -> dict[str, str]:
@@ -49,10 +49,13 @@ def test_the_assets_are_built_with_no_secret_and_no_service(tmp_path: Path) -> N
         "regulation",
     ):
         shutil.copytree(REPOSITORY_ROOT / package, source / package, ignore=shutil.ignore_patterns("*.mo"))
-    static = tmp_path / "static"
+    static, home = tmp_path / "static", tmp_path / "home"
+    home.mkdir()
     result = _run(
         [sys.executable, "-m", "eci_platform.build_assets"],
-        _bare_environment(STATIC_ROOT=str(static), PYTHONPATH=str(source), PYTHONDONTWRITEBYTECODE="1"),
+        _bare_environment(
+            STATIC_ROOT=str(static), PYTHONPATH=str(source), PYTHONDONTWRITEBYTECODE="1", HOME=str(home)
+        ),
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
@@ -67,7 +70,8 @@ def test_the_assets_are_built_with_no_secret_and_no_service(tmp_path: Path) -> N
     )
     assert len(compiled) == 23 and "de" in compiled and "ga" in compiled
     # Nothing written outside the static folder and the catalogues: no data folder, no keys, no .env.
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["source", "static"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["home", "source", "static"]
+    assert list(home.iterdir()) == []
     assert not (source / ".env").exists() and not (source / ".data").exists()
 
 
