@@ -45,10 +45,11 @@ lint: install
 	DEBUG=$${DEBUG:-1} DATABASE_URL=$${DATABASE_URL:-postgres://mypy@127.0.0.1:1/none} \
 		REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:1/0} $(BIN)/mypy .
 
-# Resolve requirements/runtime.txt and requirements/dev.txt again from pyproject.toml (after a dependency
-# changed there); pins that still fit are kept. tests/architecture/test_lock_files.py fails until it is run.
+# Resolve the lock files (requirements/) again from pyproject.toml after a dependency changed there: pins
+# that still fit are kept (UPGRADE=1: the newest releases allowed). tests/architecture/test_lock_files.py
+# fails until it is run.
 lock: $(STAMP)
-	$(BIN)/python deploy/lock.py
+	$(BIN)/python deploy/lock.py $(if $(UPGRADE),--upgrade)
 
 format: install
 	$(BIN)/ruff check --fix .

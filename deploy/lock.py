@@ -2,8 +2,9 @@
 (runtime + the embedded and dev extras, for `make install` and CI) and requirements/build.txt (the build
 backend the image builds the project's wheel with), every package pinned with its hashes.
 
-    python deploy/lock.py          # `make lock`: resolve both again from pyproject.toml
-    python deploy/lock.py --check  # exit 1 when pyproject.toml's dependencies and the lock disagree
+    python deploy/lock.py            # `make lock`: resolve the three again from pyproject.toml
+    python deploy/lock.py --upgrade  # `make lock UPGRADE=1`: the newest releases pyproject.toml allows
+    python deploy/lock.py --check    # exit 1 when pyproject.toml's dependencies and the locks disagree
 
 uv resolves (seconds, where pip-tools takes minutes); plain pip installs what it wrote
 (`pip install --require-hashes`), so neither the image nor a fresh clone needs uv to install. Pins already in
@@ -102,7 +103,7 @@ def disagreements(root: Path = ROOT) -> list[str]:
     return problems
 
 
-def _compile(name: str, constraints: str | None) -> None:
+def _compile(name: str, constraints: str | None, upgrade: bool) -> None:
     lock, extras = ROOT / name, LOCKS[name]
     source = "-" if extras == ("build",) else "pyproject.toml"  # the build requirements come on stdin
     command = [
@@ -117,6 +118,8 @@ def _compile(name: str, constraints: str | None) -> None:
             command += ["--extra", extra]
     if constraints:
         command += ["--constraint", constraints]
+    if upgrade:
+        command += ["--upgrade"]
     stdin = "\n".join(str(requirement) for requirement in requirements(extras)) if source == "-" else None
     subprocess.run(command, cwd=ROOT, check=True, input=stdin, text=True)
     # The digest goes right under uv's header of comment lines (uv rewrites the whole file each time).
@@ -128,12 +131,12 @@ def _compile(name: str, constraints: str | None) -> None:
     lock.write_text("".join(lines))
 
 
-def lock() -> None:
+def lock(upgrade: bool = False) -> None:
     (ROOT / "requirements").mkdir(exist_ok=True)
-    _compile("requirements/runtime.txt", None)
+    _compile("requirements/runtime.txt", None, upgrade)
     # The dev file is resolved within the runtime pins: tests run on the versions production runs.
-    _compile("requirements/dev.txt", "requirements/runtime.txt")
-    _compile("requirements/build.txt", None)
+    _compile("requirements/dev.txt", "requirements/runtime.txt", upgrade)
+    _compile("requirements/build.txt", None, upgrade)
 
 
 def main(arguments: list[str], root: Path = ROOT) -> int:
@@ -142,10 +145,10 @@ def main(arguments: list[str], root: Path = ROOT) -> int:
         for problem in problems:
             print(problem, file=sys.stderr)
         return 1 if problems else 0
-    if arguments:
+    if arguments not in ([], ["--upgrade"]):
         print(__doc__, file=sys.stderr)
         return 2
-    lock()
+    lock(upgrade=arguments == ["--upgrade"])
     return 0
 
 
