@@ -4,12 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test bench lint format clean-data
+.PHONY: install dev test bench lint format lock clean-data
 
-$(STAMP): pyproject.toml package.json
+# Every package from the lock file (requirements/dev.txt: runtime + embedded + dev), each checked against
+# its hashes; then the project itself, editable, with nothing more.
+$(STAMP): pyproject.toml requirements/dev.txt package.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[embedded,dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	# Browser-side test tools (axe-core); the accessibility test is skipped where npm is missing.
 	if command -v npm >/dev/null; then npm ci --no-audit --no-fund --silent; fi
 	touch $(STAMP)
@@ -41,6 +44,12 @@ lint: install
 	# mypy's Django plugin loads the settings, which need both addresses: these are never connected to.
 	DEBUG=$${DEBUG:-1} DATABASE_URL=$${DATABASE_URL:-postgres://mypy@127.0.0.1:1/none} \
 		REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:1/0} $(BIN)/mypy .
+
+# Resolve the lock files (requirements/) again from pyproject.toml after a dependency changed there: pins
+# that still fit are kept (UPGRADE=1: the newest releases allowed). tests/architecture/test_lock_files.py
+# fails until it is run.
+lock: $(STAMP)
+	$(BIN)/python deploy/lock.py $(if $(UPGRADE),--upgrade)
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -131,7 +131,10 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     # The initiatives are subdomains of the platform domain: HSTS covers them too.
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
-    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    # Consent to the browsers' preload list (it takes effect only once the operator submits the registrable
+    # domain); HTTPS-only subdomains are already a given here. SECURE_HSTS_PRELOAD=0 where the operator's
+    # domain cannot commit to that; `check --deploy` then warns (security.W021), as it should.
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
     # The probes answer before this, on plain HTTP inside the cluster.
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 

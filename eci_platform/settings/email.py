@@ -11,7 +11,9 @@ from __future__ import annotations
 from eci_platform.settings.environment import env, required
 
 # Not kept as a setting of its own: it may hold the SMTP password, which debug pages would show.
-_email = env.email_url_config(required("EMAIL_URL", dev_default="consolemail://"))
+_email = env.email_url_config(
+    required("EMAIL_URL", dev_default="consolemail://", build_placeholder="dummymail://")
+)
 EMAIL_BACKEND = _email["EMAIL_BACKEND"]
 EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
 EMAIL_PORT = int(_email.get("EMAIL_PORT") or 25)

@@ -21,14 +21,25 @@ env_file_apply()
 
 DEBUG: bool = env.bool("DEBUG", default=False)
 
+# The image build's mode (eci_platform/build_assets.py): production settings with a placeholder for every
+# secret and address, so that the static files are collected with no secret in the build. A process in
+# this mode refuses to serve, to run a worker or a job (eci_platform/apps.py).
+BUILD_MODE: bool = env.bool("ECI_BUILD_MODE", default=False)
+BUILD_PLACEHOLDER = "build-mode-placeholder-never-used"
+if BUILD_MODE and DEBUG:
+    raise ImproperlyConfigured("ECI_BUILD_MODE is the image build's mode, with DEBUG off: unset DEBUG.")
 
-def required(name: str, dev_default: str | None = None) -> str:
-    """A variable that production must set; `dev_default` is used only when DEBUG is on."""
+
+def required(name: str, dev_default: str | None = None, build_placeholder: str = BUILD_PLACEHOLDER) -> str:
+    """A variable that production must set; `dev_default` is used only when DEBUG is on, the placeholder
+    only in the image build's mode."""
     value = env.str(name, default="")
     if value:
         return value
     if DEBUG and dev_default is not None:
         return dev_default
+    if BUILD_MODE:
+        return build_placeholder
     raise ImproperlyConfigured(
         f"The environment variable {name} is required"
         + ("" if DEBUG else " (DEBUG is off, so no development default applies)")
@@ -46,6 +57,8 @@ def required_service_url(name: str, service: str) -> str:
     value = env.str(name, default="")
     if value:
         return value
+    if BUILD_MODE:  # never connected to: a process in build mode does not start its services
+        return f"{'postgres' if service == 'PostgreSQL' else 'redis'}://{BUILD_PLACEHOLDER}.invalid:1/0"
     if DEBUG:
         raise ImproperlyConfigured(
             f"The environment variable {name} is required. In development `make dev` starts the embedded "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 
 from eci_platform.embedded import data_dir, development_key_path
-from eci_platform.settings.environment import DEBUG, env, optional
+from eci_platform.settings.environment import BUILD_MODE, DEBUG, env, optional
 
 # A folder (path or file:///...) or s3://bucket/prefix; EXPORT_S3_ENDPOINT_URL for any S3-compatible
 # service. Credentials come the usual boto3 way (environment, role).
@@ -25,7 +25,7 @@ if DEBUG:
     if not (EXPORT_SIGNING_KEY_FILE or EXPORT_SIGNING_CERTIFICATE_FILE):
         EXPORT_SIGNING_KEY_FILE = str(development_key_path("export-signing.key"))
         EXPORT_SIGNING_CERTIFICATE_FILE = str(development_key_path("export-signing.crt"))
-else:
+elif not BUILD_MODE:
     for _name, _value in (
         ("EXPORT_STORAGE_URL", EXPORT_STORAGE_URL),
         ("EXPORT_SIGNING_KEY_FILE", EXPORT_SIGNING_KEY_FILE),

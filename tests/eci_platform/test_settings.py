@@ -18,6 +18,7 @@ CHECK = "import django; django.setup()"
 # Every variable these tests decide themselves; the rest of the test run's environment is kept.
 DECIDED = {
     "DEBUG",
+    "ECI_BUILD_MODE",
     "SECRET_KEY",
     "DATABASE_URL",
     "REDIS_URL",
@@ -368,7 +369,7 @@ def test_with_debug_off_https_is_enforced_with_hsts_over_http() -> None:
     result = _start(production | {"SECURE_HSTS_SECONDS": "63072000"}, probe=HTTP_PROBE)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "200 max-age=63072000; includeSubDomains"
+    assert lines[0] == "200 max-age=63072000; includeSubDomains; preload"
     assert lines[1:3] == ["sessionid False", "csrftoken True"]  # no session yet on a GET; CSRF secure
     assert lines[3] == "301 https://eci.example.eu/operator/login/ None"
     assert lines[4] == "200"
