@@ -95,7 +95,7 @@ def test_second_factor_enrolment_and_reset_are_told(
         "The second factor was reset by an operator on your account",
     ]
     assert all(message.to == ["member@example.org"] for message in mail.outbox)
-    body = "".join(message.body for message in mail.outbox)
+    body = "".join(str(message.body) for message in mail.outbox)
     assert key not in body and not any(code in body for code in enrolment.backup_codes)
 
 
