@@ -31,7 +31,7 @@ from pytest_django.plugin import DjangoDbBlocker
 from collection.models import Statement
 from collection.services import counts_refresh
 from tenants.models import Initiative
-from tests.processes import gunicorn, platform_environment
+from tests.processes import gunicorn, production_environment
 
 pytestmark = [pytest.mark.bench, pytest.mark.skipif(not shutil.which("wrk"), reason="wrk is not installed")]
 
@@ -85,20 +85,7 @@ def test_cached_public_answers_keep_up_with_the_liveness_probe(
     host = f"{initiative.slug}.{settings.PLATFORM_DOMAIN}"
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     # Production settings (DEBUG off), minus HTTPS: wrk speaks plain HTTP on loopback.
-    environment = platform_environment(
-        keystore,
-        DEBUG="0",
-        SECRET_KEY=settings.SECRET_KEY,
-        PLATFORM_DOMAIN=settings.PLATFORM_DOMAIN,
-        KEY_PROVIDER="local",
-        SECURE_SSL_REDIRECT="0",
-        CACHE_KEY_PREFIX=prefix,
-        OPERATOR_NAME="Benchmark operator",
-        OPERATOR_CONTACT_EMAIL="privacy@bench.example.eu",
-        EMAIL_URL="smtp://127.0.0.1:1",
-        EMAIL_FROM="no-reply@bench.example.eu",
-        SECURITY_CONTACT_EMAIL="security@bench.example.eu",
-    )
+    environment = production_environment(keystore, CACHE_KEY_PREFIX=prefix)
     # The counts the site publishes, written where its processes read them (the same Redis and prefix).
     site_cache = {
         "default": {**settings.CACHES["default"], "LOCATION": environment["REDIS_URL"], "KEY_PREFIX": prefix}

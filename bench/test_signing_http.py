@@ -32,7 +32,7 @@ from bench.signing_floor import FLOOR_TABLE
 from collection.models import Statement
 from tenants.db import connection
 from tenants.models import Initiative
-from tests.processes import gunicorn, platform_environment
+from tests.processes import UNLIMITED_SIGNING, gunicorn, production_environment
 from tests.signing_load import csrf_pair, person, solved_proof
 
 pytestmark = [pytest.mark.bench, pytest.mark.skipif(not shutil.which("wrk"), reason="wrk is not installed")]
@@ -158,31 +158,11 @@ def test_accepted_statements_per_second_against_gunicorn(
         script.write(WRK_SCRIPT)
 
     host = f"{initiative.slug}.{settings.PLATFORM_DOMAIN}"
-    limits = {
-        name: "100000000"
-        for name in (
-            "RATE_LIMIT_ADDRESS_SOFT",
-            "RATE_LIMIT_ADDRESS_HARD",
-            "RATE_LIMIT_NETWORK_SOFT",
-            "RATE_LIMIT_NETWORK_HARD",
-        )
-    }
-    # Production settings (DEBUG off), minus HTTPS: wrk speaks plain HTTP on loopback.
-    environment = platform_environment(
+    environment = production_environment(
         keystore,
-        DEBUG="0",
-        SECRET_KEY=settings.SECRET_KEY,
-        PLATFORM_DOMAIN=settings.PLATFORM_DOMAIN,
-        KEY_PROVIDER="local",
-        SECURE_SSL_REDIRECT="0",
         ALTCHA_COST=str(PROOF_COST),
         LOG_LEVEL="INFO",  # the default: one log line per attempt, as in production
-        OPERATOR_NAME="Benchmark operator",
-        OPERATOR_CONTACT_EMAIL="privacy@bench.example.eu",
-        EMAIL_URL="smtp://127.0.0.1:1",  # required in production; signing sends no e-mail
-        EMAIL_FROM="no-reply@bench.example.eu",
-        SECURITY_CONTACT_EMAIL="security@bench.example.eu",
-        **limits,
+        **UNLIMITED_SIGNING,
     )
     options = ["--workers", str(WORKERS), "--worker-class", WORKER_CLASS, "--backlog", "2048"]
     if WORKER_CLASS == "gthread":

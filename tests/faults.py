@@ -33,11 +33,10 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import psycopg
-from django.conf import settings
 
 from eci_platform.embedded import REPOSITORY_ROOT
 from tests.private_services import PrivatePostgres, PrivateRedis
-from tests.processes import gunicorn_server, gunicorn_workers, platform_environment
+from tests.processes import UNLIMITED_SIGNING, gunicorn_server, gunicorn_workers, production_environment
 from tests.signing_load import csrf_pair, person, solved_proof
 
 PROOF_COST = 1000
@@ -82,32 +81,13 @@ def private_platform(workers: int = 3) -> Iterator[PrivatePlatform]:
         postgres.start()
         postgres.create_database()
         redis.start()
-        limits = {
-            name: "100000000"
-            for name in (
-                "RATE_LIMIT_ADDRESS_SOFT",
-                "RATE_LIMIT_ADDRESS_HARD",
-                "RATE_LIMIT_NETWORK_SOFT",
-                "RATE_LIMIT_NETWORK_HARD",
-            )
-        }
-        environment = platform_environment(
+        environment = production_environment(
             keys,
             DATABASE_URL=postgres.url,
             REDIS_URL=redis.url(0),
-            DEBUG="0",
-            SECRET_KEY=settings.SECRET_KEY,  # this process solves the proofs of work the server checks
-            PLATFORM_DOMAIN=settings.PLATFORM_DOMAIN,
-            KEY_PROVIDER="local",
-            SECURE_SSL_REDIRECT="0",
             ALTCHA_COST=str(PROOF_COST),
             LOG_LEVEL="WARNING",
-            OPERATOR_NAME="Fault-injection operator",
-            OPERATOR_CONTACT_EMAIL="privacy@faults.example.eu",
-            EMAIL_URL="smtp://127.0.0.1:1",  # required in production; signing sends no e-mail
-            EMAIL_FROM="no-reply@faults.example.eu",
-            SECURITY_CONTACT_EMAIL="security@faults.example.eu",
-            **limits,
+            **UNLIMITED_SIGNING,
         )
         _manage(environment, "migrate_platform")
         today = datetime.date.today().isoformat()

@@ -57,6 +57,38 @@ def platform_environment(keystore: Path, **extra: str) -> dict[str, str]:
     }
 
 
+# The rate limits lifted: a load test's requests all come from 127.0.0.1.
+UNLIMITED_SIGNING = {
+    name: "100000000"
+    for name in (
+        "RATE_LIMIT_ADDRESS_SOFT",
+        "RATE_LIMIT_ADDRESS_HARD",
+        "RATE_LIMIT_NETWORK_SOFT",
+        "RATE_LIMIT_NETWORK_HARD",
+    )
+}
+
+
+def production_environment(keystore: Path, **extra: str) -> dict[str, str]:
+    """A platform process with the production settings (DEBUG off and every production variable set),
+    minus HTTPS: the load generators speak plain HTTP on loopback. Signing sends no e-mail; the SMTP
+    address is never connected to."""
+    return platform_environment(
+        keystore,
+        DEBUG="0",
+        SECRET_KEY=settings.SECRET_KEY,  # this process solves the proofs of work the server checks
+        PLATFORM_DOMAIN=settings.PLATFORM_DOMAIN,
+        KEY_PROVIDER="local",
+        SECURE_SSL_REDIRECT="0",
+        OPERATOR_NAME="Test operator",
+        OPERATOR_CONTACT_EMAIL="privacy@operator.example.eu",
+        EMAIL_URL="smtp://127.0.0.1:1",
+        EMAIL_FROM="no-reply@operator.example.eu",
+        SECURITY_CONTACT_EMAIL="security@operator.example.eu",
+        **extra,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
