@@ -603,6 +603,7 @@ DEVELOPMENT_ONLY = {
     "LOCAL_MASTER_KEY",
     "LOCAL_MASTER_KEY_FILE",
     "LOCAL_KEYSTORE_DIR",
+    "ECI_BUILD_MODE",  # the image's build only (python -m eci_platform.build_assets): it refuses to serve
 }
 SET_BY_THE_CHART = {
     "DEBUG",

@@ -189,7 +189,7 @@ def test_signing_while_redis_is_out_of_reach_is_a_503_with_retry_after_and_store
     # One warning line per request, not Django's traceback; no personal data in it.
     (line, _challenge_line) = [r for r in caplog.records if r.name == "eci_platform.error_pages"]
     assert line.levelno == logging.WARNING and line.exc_info is None
-    assert line.getMessage().startswith("service unavailable: POST /sign/AT/: ConnectionError: ")
+    assert line.getMessage().startswith("service unavailable: POST sign-form: ConnectionError: ")
     assert not [r for r in caplog.records if r.name == "django.request"]
     assert form["family_names"] not in caplog.text and form["document_number"] not in caplog.text
     assert challenge.status_code == 503 and challenge["Retry-After"]
