@@ -72,7 +72,6 @@ def test_an_invited_organiser_joins_sets_up_the_second_factor_and_signs_in_and_o
     organiser_site: tuple[Initiative, str, dict[str, str], Path], django_db_blocker: DjangoDbBlocker
 ) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import WebDriverWait
 
     initiative, base, environment, mail = organiser_site
@@ -115,11 +114,15 @@ def test_an_invited_organiser_joins_sets_up_the_second_factor_and_signs_in_and_o
         return str(driver.find_element(By.TAG_NAME, "h1").text)
 
     def press(selector: str, by: str = By.CSS_SELECTOR) -> None:
-        """Click, then wait for the next page (the old one stays 'complete' until it is replaced)."""
-        page = driver.find_element(By.TAG_NAME, "html")
+        """Click, then wait for the next page: the old one, marked, stays 'complete' until it is replaced
+        (a mark in the window, since chromedriver may fail on a stale element instead of saying so)."""
+        driver.execute_script("window.pressedOnThisPage = true;")
         driver.find_element(by, selector).click()
-        WebDriverWait(driver, 15).until(staleness_of(page))
-        WebDriverWait(driver, 15).until(page_loaded)
+        WebDriverWait(driver, 15).until(
+            lambda d: d.execute_script(
+                "return window.pressedOnThisPage === undefined && document.readyState === 'complete'"
+            )
+        )
 
     def submit() -> None:
         press("main form[method=post] button[type=submit]")
