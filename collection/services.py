@@ -7,6 +7,7 @@ import datetime
 import logging
 import uuid
 
+import psycopg
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -124,9 +125,14 @@ def _statement_insert_unless_duplicate(
         )
         parameters += [email_id, sealed_version(sealed_email), sealed_email, timezone.localdate()]
     sql += " SELECT count(*) FROM new_statement"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, parameters)
-        (inserted,) = cursor.fetchone()
+    # Django's cursor sets the initiative's search_path; the statement itself goes with server-side
+    # binding, prepared once per connection (psycopg's client-side quoting was 4 % of a signature's CPU,
+    # measured). PostgreSQL parses a prepared statement again when search_path changes, so one
+    # initiative's prepared insert never writes into another's schema (tests/collection/test_signing_lane.py).
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        prepared = psycopg.Cursor(cursor.connection)
+        prepared.execute(sql, parameters, prepare=True)
+        (inserted,) = prepared.fetchone()  # type: ignore[misc]
     if not inserted:
         raise DuplicateStatementError
     return statement

@@ -48,6 +48,12 @@ from tenants.urls import initiative_site_url
 
 logger = logging.getLogger(__name__)
 
+# What collection.signing_lane hands over when it leaves a signing POST to this view: the attempt it has
+# counted (its proof is spent) and an exception it met, raised here for Django's error pages. Environ
+# keys without the HTTP_ prefix come from the server, never from a client.
+LANE_ATTEMPT = "eci.signing_attempt"
+LANE_ERROR = "eci.signing_lane_error"
+
 # Which version of the Annex III forms a statement was signed on (stored with it).
 WIDGET_LANGUAGES = {"es": "es-es", "fr": "fr-fr", "pt": "pt-pt"}
 
@@ -202,7 +208,7 @@ def _initiative_context(initiative: Initiative, language: str) -> dict[str, obje
     }
 
 
-def _log_attempt(initiative: Initiative, country: str, outcome: str, address: str) -> None:
+def log_attempt(initiative: Initiative, country: str, outcome: str, address: str) -> None:
     """One line and one count per attempt: initiative, country, outcome and the client's network (/24 or
     /48); never a name, date, number or full address."""
     STATEMENT_ATTEMPTS.labels(outcome=outcome, initiative=initiative.slug).inc()
@@ -217,7 +223,7 @@ def _log_attempt(initiative: Initiative, country: str, outcome: str, address: st
     )
 
 
-def _proof_cost(initiative: Initiative, harder: bool) -> int:
+def proof_cost(initiative: Initiative, harder: bool) -> int:
     return int(initiative.proof_of_work_cost * (settings.ALTCHA_HARDER_FACTOR if harder else 1))
 
 
@@ -227,7 +233,7 @@ def altcha_challenge(request: HttpRequest) -> JsonResponse:
     """GET /altcha/challenge.json: a fresh proof-of-work challenge, harder for a client that signs a lot."""
     initiative = request.tenant  # type: ignore[attr-defined]
     pressure = signing_pressure(initiative.pk, client_address(request))
-    return JsonResponse(challenge_create(initiative.pk, _proof_cost(initiative, pressure.harder_proof)))
+    return JsonResponse(challenge_create(initiative.pk, proof_cost(initiative, pressure.harder_proof)))
 
 
 @require_safe
@@ -256,6 +262,9 @@ def sign_form(request: HttpRequest, country: str) -> HttpResponse:
         raise Http404("No such Member State.")
     if request.method not in ("GET", "HEAD", "POST"):
         return HttpResponseNotAllowed(["GET", "POST"])
+    lane_error = request.META.get(LANE_ERROR)
+    if lane_error is not None and request.method == "POST":
+        raise lane_error
     language = chosen_language(request, initiative.registered_language)
     translation.activate(language)
 
@@ -270,7 +279,7 @@ def sign_form(request: HttpRequest, country: str) -> HttpResponse:
     today = timezone.localdate()
     if not collection_open(initiative, today):
         if request.method == "POST":
-            _log_attempt(initiative, state.code, "closed", client_address(request))
+            log_attempt(initiative, state.code, "closed", client_address(request))
         return render(request, "collection/collection_closed.html", context(), status=410)
 
     form = StatementForm(request.POST or None, member_state=state, signing_day=today)
@@ -278,23 +287,23 @@ def sign_form(request: HttpRequest, country: str) -> HttpResponse:
         return render(request, "collection/sign_form.html", {**context(), "form": form})
     address = client_address(request)
     proof = proof_verify(initiative.pk, request.POST.get("altcha", ""))
-    attempt = signing_attempt_register(initiative.pk, address, proof=proof)
+    attempt = request.META.get(LANE_ATTEMPT) or signing_attempt_register(initiative.pk, address, proof=proof)
     if not attempt.decision.allowed:
-        _log_attempt(initiative, state.code, "rate-limited", address)
+        log_attempt(initiative, state.code, "rate-limited", address)
         response = render(request, "collection/rate_limited.html", context(), status=429)
         response["Retry-After"] = str(attempt.decision.retry_after)
         return response
     verdict = proof_judge(
         proof,
-        minimum_cost=_proof_cost(initiative, attempt.decision.harder_proof),
+        minimum_cost=proof_cost(initiative, attempt.decision.harder_proof),
         first_use=attempt.proof_first_use,
     )
     if verdict != "ok":
-        _log_attempt(initiative, state.code, f"proof-{verdict}", address)
+        log_attempt(initiative, state.code, f"proof-{verdict}", address)
         refused = {**context(), "form": form, "proof_refused": True}
         return render(request, "collection/sign_form.html", refused, status=403)
     if not form.is_valid():
-        _log_attempt(initiative, state.code, "invalid", address)
+        log_attempt(initiative, state.code, "invalid", address)
         return render(request, "collection/sign_form.html", {**context(), "form": form}, status=400)
     try:
         statement = statement_record(
@@ -304,9 +313,9 @@ def sign_form(request: HttpRequest, country: str) -> HttpResponse:
             contact_email=form.contact_email(),
         )
     except DuplicateStatementError:
-        _log_attempt(initiative, state.code, "duplicate", address)
+        log_attempt(initiative, state.code, "duplicate", address)
         return render(request, "collection/duplicate.html", context(), status=409)
-    _log_attempt(initiative, state.code, "accepted", address)
+    log_attempt(initiative, state.code, "accepted", address)
     see_receipt = HttpResponseRedirect(f"/receipt/{statement.pk}/?lang={language}")
     see_receipt.status_code = 303  # See Other: the receipt is fetched with GET, never re-posted
     return see_receipt

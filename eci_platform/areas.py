@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
 
@@ -30,6 +31,11 @@ SIGNED_IN_MIDDLEWARE = (
 SIGNED_IN_PREFIX = "/manage/"
 
 
+def public_page_vary(response: HttpResponseBase) -> None:
+    """A public page's language follows the browser's (as well as ?lang=): caches must know it."""
+    patch_vary_headers(response, ("Accept-Language",))
+
+
 class SignedInAreasMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -44,5 +50,5 @@ class SignedInAreasMiddleware:
         if urlconf != settings.ROOT_URLCONF or request.path_info.startswith(SIGNED_IN_PREFIX):
             return self.signed_in_response(request)
         response = self.get_response(request)
-        patch_vary_headers(response, ("Accept-Language",))
+        public_page_vary(response)
         return response

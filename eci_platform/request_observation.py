@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.signals import request_finished
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 
 from eci_platform.health import LIVEZ_PATH, READYZ_PATH
 from eci_platform.logs import current_request, current_request_id, request_label
@@ -31,7 +32,14 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 PROBE_PATHS = {LIVEZ_PATH: "livez", READYZ_PATH: "readyz"}
 
 
+# The id collection.signing_lane gave a request it then left to Django (a server's environ key).
+LANE_REQUEST_ID = "eci.request_id"
+
+
 def request_id_for(request: HttpRequest) -> str:
+    given = request.META.get(LANE_REQUEST_ID)
+    if given:
+        return str(given)
     incoming = request.META.get("HTTP_X_REQUEST_ID", "")
     if SANE_REQUEST_ID.fullmatch(incoming):
         return incoming
@@ -47,37 +55,50 @@ def _view_label(request: HttpRequest) -> str:
     return request_label(request)
 
 
+def request_observation_begin(request: HttpRequest) -> tuple[float, str]:
+    """When the request started and its id; from now on every log line carries the id. Cleared when the
+    response is closed (request_finished), not on the way out: Django writes its `django.request` line
+    for an error after the middleware returned."""
+    started = time.perf_counter()
+    request_id = request_id_for(request)
+    current_request.set(request)
+    current_request_id.set(request_id)
+    return started, request_id
+
+
+def request_observation_end(
+    request: HttpRequest, response: HttpResponseBase, started: float, request_id: str, view: str = ""
+) -> None:
+    """The id in the response's header, the latency in the histogram and the access line."""
+    response[REQUEST_ID_HEADER] = request_id
+    duration = time.perf_counter() - started
+    view = view or _view_label(request)
+    method = request.method if request.method in KNOWN_METHODS else "other"
+    status = str(response.status_code)
+    REQUEST_DURATION.labels(view=view, method=method, status=status).observe(duration)
+    if view not in PROBE_PATHS.values():  # the probes would drown the rest
+        logger.info(
+            "%s %s %s",
+            method,
+            view,
+            response.status_code,
+            extra={
+                "method": method,
+                "view": view,
+                "status": response.status_code,
+                "duration_ms": round(duration * 1000, 1),
+            },
+        )
+
+
 class RequestObservationMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        started = time.perf_counter()
-        request_id = request_id_for(request)
-        # Cleared when the response is closed (request_finished), not on the way out of here: Django
-        # writes its `django.request` line for an error after the middleware returned.
-        current_request.set(request)
-        current_request_id.set(request_id)
+        started, request_id = request_observation_begin(request)
         response = self.get_response(request)
-        response[REQUEST_ID_HEADER] = request_id
-        duration = time.perf_counter() - started
-        view = _view_label(request)
-        method = request.method if request.method in KNOWN_METHODS else "other"
-        status = str(response.status_code)
-        REQUEST_DURATION.labels(view=view, method=method, status=status).observe(duration)
-        if view not in PROBE_PATHS.values():  # the probes would drown the rest
-            logger.info(
-                "%s %s %s",
-                method,
-                view,
-                response.status_code,
-                extra={
-                    "method": method,
-                    "view": view,
-                    "status": response.status_code,
-                    "duration_ms": round(duration * 1000, 1),
-                },
-            )
+        request_observation_end(request, response, started, request_id)
         return response
 
 

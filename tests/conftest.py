@@ -103,6 +103,14 @@ def _redis_databases_of_the_tests() -> Iterator[None]:
         app.conf.update(**previous)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _signing_lane_in_the_test_client() -> None:
+    """Every test client serves as gunicorn does: the signing lane in front of Django's handler."""
+    from tests.serving import serving_client_install
+
+    serving_client_install()
+
+
 @pytest.fixture
 def tasks_run_inline() -> Iterator[None]:
     """Tasks sent during the test run at once in this process (Celery's eager mode), as a worker would

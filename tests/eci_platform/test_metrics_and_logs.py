@@ -37,7 +37,8 @@ CANARY_SIGNATORY = {
     "first_names": "Quirinella Canarybird",
     "family_names": "Xylocanary-Vogelsang",
     "street": "Canarystrasse",
-    "street_number": "9731",
+    # Not digits alone: a bare number turns up by chance in durations and ids.
+    "street_number": "9731-Canaryhof",
     "city": "Canaryburg an der Zwitscher",
     "date_of_birth": "1961-07-23",
     "email": "quirinella.canary@canary-mail.example",
