@@ -179,7 +179,7 @@ class SigningLane:
             environ[LANE_ATTEMPT] = attempt
             return None
         log_attempt(initiative, state.code, "accepted", address)
-        response = HttpResponseRedirect(f"/receipt/{statement.pk}/?lang={language}")
+        response: Any = HttpResponseRedirect(f"/receipt/{statement.pk}/?lang={language}")
         response.status_code = 303  # See Other, as the view answers
         # add_never_cache_headers' result, without parsing and re-joining an empty Cache-Control.
         response["Expires"] = http_date()

@@ -8,7 +8,6 @@ from typing import Any
 
 from django.core.signals import request_finished
 from django.db import close_old_connections
-from django.http.response import HttpResponseBase
 from django.test import client as test_client
 
 from collection.signing_lane import SigningLane
@@ -17,12 +16,13 @@ DjangoClientHandler = test_client.ClientHandler
 
 
 class ServingClientHandler(DjangoClientHandler):
-    _lane: SigningLane | None = None
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # One per client: the middleware instances read settings when made, and tests override them.
+        self.lane = SigningLane()
 
-    def __call__(self, environ: dict[str, Any]) -> HttpResponseBase:
-        if ServingClientHandler._lane is None:
-            ServingClientHandler._lane = SigningLane()
-        response = ServingClientHandler._lane.respond(environ, enforce_csrf_checks=self.enforce_csrf_checks)
+    def __call__(self, environ: dict[str, Any]) -> Any:  # Django's stubs name a private type
+        response = self.lane.respond(environ, enforce_csrf_checks=self.enforce_csrf_checks)
         if response is None:
             return super().__call__(environ)
         response.answered_by_the_lane = True  # type: ignore[attr-defined]  # for tests/collection/test_signing_lane.py
