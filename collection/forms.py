@@ -10,6 +10,7 @@ from typing import Any
 from babel import Locale
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import translation
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
@@ -148,6 +149,21 @@ class StatementForm(forms.Form):
                 messages = DATE_MESSAGES if isinstance(field, forms.DateField) else FIELD_MESSAGES
                 field.error_messages.update(messages)
 
+    @classmethod
+    def to_validate(
+        cls, data: Any, *, member_state: MemberState, signing_day: datetime.date
+    ) -> StatementForm:
+        """The same form for a POST that is validated and never rendered (collection.signing_lane): its
+        fields, as __init__ builds them, are made once per Member State and language and shared, since
+        building them per request was 9 % of an accepted statement's CPU (py-spy). Cleaning reads a
+        field and never changes it."""
+        form = cls.__new__(cls)
+        forms.Form.__init__(form, data)
+        form.member_state = member_state
+        form.signing_day = signing_day
+        form.fields = dict(_validation_fields(member_state.code, get_language() or "en"))
+        return form
+
     def clean_first_names(self) -> str:
         return clean_name(self.cleaned_data["first_names"])
 
@@ -218,6 +234,13 @@ class StatementForm(forms.Form):
     def contact_email(self) -> str:
         """The e-mail address given with its consent, or nothing; it is never part of the statement."""
         return str(self.cleaned_data.get("email") or "") if self.cleaned_data.get("email_consent") else ""
+
+
+@functools.lru_cache(maxsize=27 * 24)
+def _validation_fields(code: str, language: str) -> dict[str, forms.Field]:
+    with translation.override(language):
+        form = StatementForm(member_state=member_states()[code], signing_day=datetime.date.today())
+    return dict(form.fields)
 
 
 def nationality_choices(language: str) -> list[tuple[str, str]]:

@@ -152,7 +152,7 @@ class SigningLane:
             return None
         if self.csrf.process_view(request, sign_form, (), {"country": country}) is not None:
             return None
-        form = StatementForm(request.POST, member_state=state, signing_day=today)
+        form = StatementForm.to_validate(request.POST, member_state=state, signing_day=today)
         if not form.is_valid():
             return None
         proof = proof_verify(initiative.pk, request.POST.get("altcha", ""))

@@ -216,3 +216,33 @@ def test_a_failure_in_the_lane_is_djangos_503(
     assert not _answered_by_the_lane(response)
     with alpha:
         assert not Statement.objects.exists()
+
+
+def _variants(country: str) -> list[dict[str, str]]:
+    form = valid_form(country)
+    variants = [form, {**form, "declaration": ""}, {**form, "email": "not-an-address", "email_consent": "on"}]
+    variants += [{**form, name: ""} for name in form]
+    variants += [{**form, name: "=" + value} for name, value in form.items()]
+    variants += [{**form, name: "x" * 300} for name in form]
+    variants += [{**form, "date_of_birth": "2999-01-01"}, {**form, "country_of_residence": "ZZ"}]
+    return variants
+
+
+@pytest.mark.parametrize("language", ["en", "mt", "el"])
+def test_the_lanes_form_with_shared_fields_judges_as_the_views_form(language: str) -> None:
+    from django.utils import timezone, translation
+
+    from collection.forms import StatementForm
+    from regulation.member_states import member_states
+
+    today = timezone.localdate()
+    with translation.override(language):
+        for country, state in sorted(member_states().items()):
+            for data in _variants(country):
+                views = StatementForm(data, member_state=state, signing_day=today)
+                lanes = StatementForm.to_validate(data, member_state=state, signing_day=today)
+                assert lanes.is_valid() == views.is_valid(), (country, data)
+                assert lanes.errors == views.errors
+                if views.is_valid():
+                    assert lanes.personal_data() == views.personal_data()
+                    assert lanes.contact_email() == views.contact_email()
