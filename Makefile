@@ -34,7 +34,7 @@ test: install
 
 bench: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || echo "wrk is missing: the HTTP signing benchmark will be skipped"
-	DEBUG=$${DEBUG:-1} $(BIN)/python -m pytest bench -m bench -p no:randomly -s -q
+	DEBUG=$${DEBUG:-1} $(BIN)/python -m pytest bench -m bench -p no:randomly -p no:logging -s -q
 
 lint: install
 	$(BIN)/ruff check .
