@@ -33,9 +33,9 @@ from collection.forms import StatementForm
 from collection.models import Statement
 from collection.ratelimit import signing_attempt_register
 from collection.services import statement_record
-from collection.signing_lane import SigningLane
 from collection.views import log_attempt, sign_form
 from eci_platform.request_observation import request_observation_begin, request_observation_end
+from eci_platform.signing_lane import SigningLane
 from regulation.member_states import member_state, member_states
 from tenants.db import connection
 from tenants.models import Initiative

@@ -153,7 +153,7 @@ class StatementForm(forms.Form):
     def to_validate(
         cls, data: Any, *, member_state: MemberState, signing_day: datetime.date
     ) -> StatementForm:
-        """The same form for a POST that is validated and never rendered (collection.signing_lane): its
+        """The same form for a POST that is validated and never rendered (eci_platform.signing_lane): its
         fields, as __init__ builds them, are made once per Member State and language and shared, since
         building them per request was 9 % of an accepted statement's CPU (py-spy). Cleaning reads a
         field and never changes it."""

@@ -128,7 +128,7 @@ def _statement_insert_unless_duplicate(
     # Django's cursor sets the initiative's search_path; the statement itself goes with server-side
     # binding, prepared once per connection (psycopg's client-side quoting was 4 % of a signature's CPU,
     # measured). PostgreSQL parses a prepared statement again when search_path changes, so one
-    # initiative's prepared insert never writes into another's schema (tests/collection/test_signing_lane.py).
+    # initiative's prepared insert never writes into another's schema (test_signing_lane.py).
     with connection.cursor() as cursor, connection.wrap_database_errors:
         prepared = psycopg.Cursor(cursor.connection)
         prepared.execute(sql, parameters, prepare=True)

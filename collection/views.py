@@ -48,11 +48,12 @@ from tenants.urls import initiative_site_url
 
 logger = logging.getLogger(__name__)
 
-# What collection.signing_lane hands over when it leaves a signing POST to this view: the attempt it has
+# What eci_platform.signing_lane hands over when it leaves a signing POST to this view: the attempt it has
 # counted (its proof is spent) and an exception it met, raised here for Django's error pages. Environ
 # keys without the HTTP_ prefix come from the server, never from a client.
 LANE_ATTEMPT = "eci.signing_attempt"
 LANE_ERROR = "eci.signing_lane_error"
+LANE_DUPLICATE = "eci.signing_duplicate"  # its insert found the person's statement already there
 
 # Which version of the Annex III forms a statement was signed on (stored with it).
 WIDGET_LANGUAGES = {"es": "es-es", "fr": "fr-fr", "pt": "pt-pt"}
@@ -306,6 +307,8 @@ def sign_form(request: HttpRequest, country: str) -> HttpResponse:
         log_attempt(initiative, state.code, "invalid", address)
         return render(request, "collection/sign_form.html", {**context(), "form": form}, status=400)
     try:
+        if request.META.get(LANE_DUPLICATE):
+            raise DuplicateStatementError
         statement = statement_record(
             country=state.code,
             personal_data=form.personal_data(),

@@ -32,8 +32,10 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 PROBE_PATHS = {LIVEZ_PATH: "livez", READYZ_PATH: "readyz"}
 
 
-# The id collection.signing_lane gave a request it then left to Django (a server's environ key).
+# The id eci_platform.signing_lane gave a request it then left to Django, and when it started (server
+# environ keys).
 LANE_REQUEST_ID = "eci.request_id"
+LANE_STARTED = "eci.request_started"
 
 
 def request_id_for(request: HttpRequest) -> str:
@@ -59,7 +61,7 @@ def request_observation_begin(request: HttpRequest) -> tuple[float, str]:
     """When the request started and its id; from now on every log line carries the id. Cleared when the
     response is closed (request_finished), not on the way out: Django writes its `django.request` line
     for an error after the middleware returned."""
-    started = time.perf_counter()
+    started = request.META.get(LANE_STARTED) or time.perf_counter()
     request_id = request_id_for(request)
     current_request.set(request)
     current_request_id.set(request_id)

@@ -1,4 +1,4 @@
-"""The test client serves as eci_platform.wsgi does: the signing lane (collection.signing_lane) first,
+"""The test client serves as eci_platform.wsgi does: the signing lane (eci_platform.signing_lane) first,
 Django's handler for the rest. Installed for every test by tests/conftest.py, so each signing test runs
 the path production runs; DjangoOnlyClient is the handler alone, for comparing the two."""
 
@@ -10,7 +10,7 @@ from django.core.signals import request_finished
 from django.db import close_old_connections
 from django.test import client as test_client
 
-from collection.signing_lane import SigningLane
+from eci_platform.signing_lane import SigningLane
 
 DjangoClientHandler = test_client.ClientHandler
 
@@ -25,7 +25,7 @@ class ServingClientHandler(DjangoClientHandler):
         response = self.lane.respond(environ, enforce_csrf_checks=self.enforce_csrf_checks)
         if response is None:
             return super().__call__(environ)
-        response.answered_by_the_lane = True  # type: ignore[attr-defined]  # for tests/collection/test_signing_lane.py
+        response.answered_by_the_lane = True  # type: ignore[attr-defined]  # for tests/eci_platform/test_signing_lane.py
         # What the handler does on completion, keeping the test's connection (and its transaction).
         request_finished.disconnect(close_old_connections)
         response.close()

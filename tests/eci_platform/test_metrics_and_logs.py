@@ -332,7 +332,8 @@ def test_a_celery_worker_serves_its_task_counters_and_logs_json_with_the_task(
         while True:
             try:
                 metrics = scrape(metrics_port)
-            except requests.ConnectionError:
+            except (requests.ConnectionError, ValueError):
+                # Not listening yet, or (seen once) another process answered on the port meanwhile.
                 metrics = {}
             done = value(
                 metrics, "eci_task_duration_seconds_count", task="default.refresh_counts", outcome="success"

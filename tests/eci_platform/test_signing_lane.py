@@ -1,4 +1,4 @@
-"""The signing lane (collection.signing_lane) answers an accepted statement exactly as Django's chain
+"""The signing lane (eci_platform.signing_lane) answers an accepted statement exactly as Django's chain
 would, and leaves everything else to Django once, with nothing counted or logged twice."""
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def test_a_failure_in_the_lane_is_djangos_503(
     def unreachable(**kwargs: object) -> None:
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr("collection.signing_lane.statement_record", unreachable)
+    monkeypatch.setattr("eci_platform.signing_lane.statement_record", unreachable)
     client = _signing_client(alpha, raise_request_exception=False)
     with caplog.at_level(logging.INFO):
         response = _post(client)
@@ -246,3 +246,68 @@ def test_the_lanes_form_with_shared_fields_judges_as_the_views_form(language: st
                 if views.is_valid():
                     assert lanes.personal_data() == views.personal_data()
                     assert lanes.contact_email() == views.contact_email()
+
+
+@pytest.mark.parametrize(
+    ("change", "status"), [({}, "303 See Other"), ({"document_number": ""}, "400 Bad Request")]
+)
+def test_the_wsgi_application_serves_both_ways_and_ends_each_request_once(
+    alpha: Initiative, change: dict[str, str], status: str
+) -> None:
+    from urllib.parse import urlencode
+
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+    from django.test import RequestFactory
+
+    from eci_platform.wsgi import application
+
+    client = _signing_client(alpha)
+    form = {
+        **valid_form("AT"),
+        "csrfmiddlewaretoken": client.cookies["csrftoken"].value,
+        "altcha": solved_proof(client),
+        **change,
+    }
+    environ = (
+        RequestFactory()
+        .post(
+            "/sign/AT/",
+            urlencode(form),
+            content_type="application/x-www-form-urlencoded",
+            HTTP_HOST=host_of(alpha),
+            HTTP_COOKIE=f"csrftoken={client.cookies['csrftoken'].value}",
+        )
+        .environ
+    )
+    started: list[object] = []
+    finished: list[object] = []
+    answers: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def on_started(sender: object, **kwargs: object) -> None:
+        started.append(sender)
+
+    def on_finished(sender: object, **kwargs: object) -> None:
+        finished.append(sender)
+
+    # As the test client does: the test's connection (and its transaction) stays open.
+    for signal in (request_started, request_finished):
+        signal.disconnect(close_old_connections)
+    request_started.connect(on_started)
+    request_finished.connect(on_finished)
+    try:
+        answer = application(environ, lambda status, headers: answers.append((status, headers)))
+        b"".join(answer)
+        answer.close()  # type: ignore[attr-defined]  # what the server does
+    finally:
+        request_started.disconnect(on_started)
+        request_finished.disconnect(on_finished)
+        for signal in (request_started, request_finished):
+            signal.connect(close_old_connections)
+    assert started  # connections past their age are closed before the lane uses one
+    assert [status for status, _headers in answers] == [status]
+    names = {name for name, _value in answers[0][1]}
+    assert {"X-Request-ID", "Content-Security-Policy", "X-Frame-Options", "Cache-Control"} <= names
+    assert len(finished) == 1  # request_finished once, whoever answered
+    with alpha:
+        assert Statement.objects.count() == (1 if status.startswith("303") else 0)

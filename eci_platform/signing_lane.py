@@ -43,11 +43,20 @@ from collection.forms import StatementForm
 from collection.ratelimit import client_address, signing_attempt_register
 from collection.selectors import collection_open
 from collection.services import DuplicateStatementError, statement_record
-from collection.views import LANE_ATTEMPT, LANE_ERROR, chosen_language, log_attempt, proof_cost, sign_form
+from collection.views import (
+    LANE_ATTEMPT,
+    LANE_DUPLICATE,
+    LANE_ERROR,
+    chosen_language,
+    log_attempt,
+    proof_cost,
+    sign_form,
+)
 from eci_platform.areas import public_page_vary
 from eci_platform.csp import SettingsPolicyCSPMiddleware
 from eci_platform.request_observation import (
     LANE_REQUEST_ID,
+    LANE_STARTED,
     request_observation_begin,
     request_observation_end,
 )
@@ -101,7 +110,11 @@ class SigningLane:
             return None
         if not 0 < length <= BODY_LIMIT:
             return None
-        body = environ["wsgi.input"].read(length)
+        try:
+            body = environ["wsgi.input"].read(length)
+        except OSError:
+            # The client went away mid-body: Django reads what is left and answers as it does then.
+            return None
         environ["wsgi.input"] = io.BytesIO(body)
         request = WSGIRequest(environ)
         # The test client's switch (django.test.Client(enforce_csrf_checks=False)); never set in serving.
@@ -114,7 +127,9 @@ class SigningLane:
             response = None
         if response is None:
             environ["wsgi.input"] = io.BytesIO(body)  # unread, for Django
-            environ[LANE_REQUEST_ID] = request_id  # one id for the request, whoever answers it
+            # One id and one clock for the request, whoever answers it.
+            environ[LANE_REQUEST_ID] = request_id
+            environ[LANE_STARTED] = started
             return None
         request_observation_end(request, response, started, request_id, view=VIEW_NAME)
         response.wsgi_request = request  # type: ignore[attr-defined]  # as Django's test client has it
@@ -177,6 +192,7 @@ class SigningLane:
             )
         except DuplicateStatementError:
             environ[LANE_ATTEMPT] = attempt
+            environ[LANE_DUPLICATE] = True  # the view answers 409 without sealing and inserting again
             return None
         log_attempt(initiative, state.code, "accepted", address)
         response: Any = HttpResponseRedirect(f"/receipt/{statement.pk}/?lang={language}")
@@ -207,7 +223,7 @@ class SigningLaneApplication:
             if response is not None:
                 # Closing the response (the server does) sends request_finished, as for Django's answers.
                 response._handler_class = self.__class__  # type: ignore[attr-defined]
-                cookies = [("Set-Cookie", cookie.OutputString()) for cookie in response.cookies.values()]
+                cookies = [("Set-Cookie", cookie.output(header="")) for cookie in response.cookies.values()]
                 start_response(
                     f"{response.status_code} {response.reason_phrase}", [*response.items(), *cookies]
                 )
