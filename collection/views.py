@@ -29,6 +29,7 @@ from django.views.decorators.http import require_safe
 from collection.antibot import challenge_create, proof_judge, proof_verify
 from collection.forms import StatementForm, country_name, nationality_choices
 from collection.metrics import STATEMENT_ATTEMPTS
+from collection.models import Statement
 from collection.ratelimit import client_address, signing_attempt_register, signing_pressure, truncated_address
 from collection.selectors import (
     PublishedProgress,
@@ -224,6 +225,16 @@ def log_attempt(initiative: Initiative, country: str, outcome: str, address: str
     )
 
 
+def statement_of_form(form: StatementForm, country: str) -> Statement:
+    """Store the statement a valid form holds (DuplicateStatementError if this person signed)."""
+    return statement_record(
+        country=country,
+        personal_data=form.personal_data(),
+        form_revision=FORM_REVISION,
+        contact_email=form.contact_email(),
+    )
+
+
 def proof_cost(initiative: Initiative, harder: bool) -> int:
     return int(initiative.proof_of_work_cost * (settings.ALTCHA_HARDER_FACTOR if harder else 1))
 
@@ -309,12 +320,7 @@ def sign_form(request: HttpRequest, country: str) -> HttpResponse:
     try:
         if request.META.get(LANE_DUPLICATE):
             raise DuplicateStatementError
-        statement = statement_record(
-            country=state.code,
-            personal_data=form.personal_data(),
-            form_revision=FORM_REVISION,
-            contact_email=form.contact_email(),
-        )
+        statement = statement_of_form(form, state.code)
     except DuplicateStatementError:
         log_attempt(initiative, state.code, "duplicate", address)
         return render(request, "collection/duplicate.html", context(), status=409)

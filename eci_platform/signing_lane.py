@@ -42,7 +42,7 @@ from collection.antibot import proof_judge, proof_verify
 from collection.forms import StatementForm
 from collection.ratelimit import client_address, signing_attempt_register
 from collection.selectors import collection_open
-from collection.services import DuplicateStatementError, statement_record
+from collection.services import DuplicateStatementError
 from collection.views import (
     LANE_ATTEMPT,
     LANE_DUPLICATE,
@@ -51,6 +51,7 @@ from collection.views import (
     log_attempt,
     proof_cost,
     sign_form,
+    statement_of_form,
 )
 from eci_platform.areas import public_page_vary
 from eci_platform.csp import SettingsPolicyCSPMiddleware
@@ -60,7 +61,6 @@ from eci_platform.request_observation import (
     request_observation_begin,
     request_observation_end,
 )
-from regulation.annex_iii import FORM_REVISION
 from regulation.member_states import member_state
 from tenants.db import schema_use
 from tenants.models import Initiative
@@ -184,12 +184,7 @@ class SigningLane:
             environ[LANE_ATTEMPT] = attempt
             return None
         try:
-            statement = statement_record(
-                country=state.code,
-                personal_data=form.personal_data(),
-                form_revision=FORM_REVISION,
-                contact_email=form.contact_email(),
-            )
+            statement = statement_of_form(form, state.code)
         except DuplicateStatementError:
             environ[LANE_ATTEMPT] = attempt
             environ[LANE_DUPLICATE] = True  # the view answers 409 without sealing and inserting again

@@ -208,7 +208,7 @@ def test_a_failure_in_the_lane_is_djangos_503(
     def unreachable(**kwargs: object) -> None:
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr("eci_platform.signing_lane.statement_record", unreachable)
+    monkeypatch.setattr("collection.views.statement_record", unreachable)
     client = _signing_client(alpha, raise_request_exception=False)
     with caplog.at_level(logging.INFO):
         response = _post(client)
