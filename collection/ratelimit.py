@@ -45,7 +45,35 @@ class RateDecision:
     bucket_kind: str = ""
 
 
+def _dotted_quad(address: str) -> list[str] | None:
+    """The four numbers of an IPv4 address written as ipaddress writes one (no leading zeros, 0 to
+    255), or None. The common case, read without ipaddress's objects: parsing and masking with them was
+    a tenth of an accepted statement's CPU (twice: the limits and the log line)."""
+    parts = address.split(".")
+    if len(parts) != 4:
+        return None
+    for part in parts:
+        if not (part.isascii() and part.isdigit() and len(part) <= 3 and int(part) <= 255):
+            return None
+        if len(part) > 1 and part[0] == "0":
+            return None
+    return parts
+
+
 def buckets_of(address: str) -> list[Bucket]:
+    quad = _dotted_quad(address)
+    if quad is not None:
+        return [
+            Bucket(
+                "address", f"{address}/32", settings.RATE_LIMIT_ADDRESS_SOFT, settings.RATE_LIMIT_ADDRESS_HARD
+            ),
+            Bucket(
+                "network",
+                f"{quad[0]}.{quad[1]}.{quad[2]}.0/24",
+                settings.RATE_LIMIT_NETWORK_SOFT,
+                settings.RATE_LIMIT_NETWORK_HARD,
+            ),
+        ]
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -164,3 +164,10 @@ def logging_configure(config: dict[str, Any]) -> None:
     printed on stderr would be the one line of the output that is not JSON)."""
     logging.config.dictConfig(config)
     logging.captureWarnings(True)
+    # No line says where in the source it was written, nor which thread or process wrote it: the
+    # logging HOWTO's "Optimization" switches, which spare each record a walk up the stack and two
+    # lookups (about a tenth of a log line's cost, measured on the signing path).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False

@@ -179,3 +179,65 @@ def test_a_deeply_nested_proof_is_a_403_not_a_500(alpha: Initiative, depth: int)
     assert len(proof) <= 2000
     assert _post(alpha, proof) == 403
     assert _stored(alpha) == 0
+
+
+def _buckets_by_ipaddress(address: str) -> list[tuple[str, str]]:
+    """What buckets_of gives, worked out by the standard library alone."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return [("network", "unknown")]
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    exact, coarse = (32, 24) if ip.version == 4 else (64, 48)
+    return [
+        ("address", str(ipaddress.ip_network(f"{ip}/{exact}", strict=False))),
+        ("network", str(ipaddress.ip_network(f"{ip}/{coarse}", strict=False))),
+    ]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "203.0.113.7",
+        "0.0.0.0",  # noqa: S104  (parsed, never bound)
+        "255.255.255.255",
+        "10.0.0.1",
+        "1.2.3.04",
+        "01.2.3.4",
+        "1.2.3.256",
+        "1.2.3",
+        "1.2.3.4.5",
+        "1.2.3.",
+        ".1.2.3",
+        "1..2.3",
+        "1.2.3.-4",
+        "1.2.3.+4",
+        "1.2.3.٤",
+        "1.2.3.4 ",
+        " 1.2.3.4",
+        "1.2.3.0x4",
+        "",
+        "::ffff:1.2.3.4",
+        "2001:db8::1",
+        "not an address",
+        "1.2.3.4/24",
+    ],
+)
+def test_the_buckets_are_those_the_standard_library_gives(address: str) -> None:
+    from collection.ratelimit import buckets_of
+
+    assert [(bucket.kind, bucket.network) for bucket in buckets_of(address)] == _buckets_by_ipaddress(address)
+
+
+def test_random_ipv4_addresses_get_the_standard_librarys_buckets() -> None:
+    import random
+
+    from collection.ratelimit import buckets_of
+
+    generator = random.Random(16)
+    for _ in range(5000):
+        address = ".".join(str(generator.randrange(256)) for _ in range(4))
+        assert [(b.kind, b.network) for b in buckets_of(address)] == _buckets_by_ipaddress(address)
