@@ -235,6 +235,13 @@ def statement_of_form(form: StatementForm, country: str) -> Statement:
     )
 
 
+def receipt_redirect(statement: Statement, language: str) -> HttpResponseRedirect:
+    """The answer to an accepted statement: See Other, so the receipt is fetched with GET, never re-posted."""
+    see_receipt = HttpResponseRedirect(f"/receipt/{statement.pk}/?lang={language}")
+    see_receipt.status_code = 303
+    return see_receipt
+
+
 def proof_cost(initiative: Initiative, harder: bool) -> int:
     return int(initiative.proof_of_work_cost * (settings.ALTCHA_HARDER_FACTOR if harder else 1))
 
@@ -325,9 +332,7 @@ def sign_form(request: HttpRequest, country: str) -> HttpResponse:
         log_attempt(initiative, state.code, "duplicate", address)
         return render(request, "collection/duplicate.html", context(), status=409)
     log_attempt(initiative, state.code, "accepted", address)
-    see_receipt = HttpResponseRedirect(f"/receipt/{statement.pk}/?lang={language}")
-    see_receipt.status_code = 303  # See Other: the receipt is fetched with GET, never re-posted
-    return see_receipt
+    return receipt_redirect(statement, language)
 
 
 @require_safe

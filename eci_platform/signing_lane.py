@@ -29,7 +29,7 @@ from django.conf import settings
 from django.core import signals
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
@@ -50,6 +50,7 @@ from collection.views import (
     chosen_language,
     log_attempt,
     proof_cost,
+    receipt_redirect,
     sign_form,
     statement_of_form,
 )
@@ -190,8 +191,7 @@ class SigningLane:
             environ[LANE_DUPLICATE] = True  # the view answers 409 without sealing and inserting again
             return None
         log_attempt(initiative, state.code, "accepted", address)
-        response: Any = HttpResponseRedirect(f"/receipt/{statement.pk}/?lang={language}")
-        response.status_code = 303  # See Other, as the view answers
+        response: Any = receipt_redirect(statement, language)
         # add_never_cache_headers' result, without parsing and re-joining an empty Cache-Control.
         response["Expires"] = http_date()
         response["Cache-Control"] = NEVER_CACHE
