@@ -467,10 +467,21 @@ def test_a_run_that_fails_halfway_is_finished_by_the_next(
 # -- a backup from before the destruction ------------------------------------------------------------
 
 
+def _pg_dump() -> str:
+    """A pg_dump at least as new as the server (pg_dump refuses a newer server): the embedded server's
+    own where the embedded extra is installed (PostgreSQL 16, which dumps 15 as well), else the PATH's."""
+    try:
+        from pgserver._commands import POSTGRES_BIN_PATH
+    except ImportError:
+        return "pg_dump"
+    bundled = Path(POSTGRES_BIN_PATH) / "pg_dump"
+    return str(bundled) if bundled.exists() else "pg_dump"
+
+
 def _dump(tables: list[str]) -> dict[str, list[dict[str, str]]]:
     """The rows of `tables` as pg_dump writes them (COPY text format), column by name."""
     database = connection.settings_dict
-    command = ["pg_dump", "--data-only", "--no-owner", "-h", database["HOST"], "-U", database["USER"]]
+    command = [_pg_dump(), "--data-only", "--no-owner", "-h", database["HOST"], "-U", database["USER"]]
     if database.get("PORT"):
         command += ["-p", str(database["PORT"])]
     for table in tables:
